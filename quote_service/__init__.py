@@ -1,0 +1,52 @@
+"""Quote service: free-quote intake, routing to clinics and a coordinator queue."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from quote_service import cli, config, errors
+from quote_service.api import register_blueprints
+from quote_service.extensions import api, celery_init_app, cors, db, migrate
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app: settings from the environment, overridden by `test_config`."""
+    instance_path = config.default_instance_path()
+    app = Flask(__name__, instance_path=str(instance_path), instance_relative_config=True)
+    app.config.from_mapping(config.from_environment(instance_path=instance_path))
+    if test_config:
+        app.config.from_mapping(test_config)
+    app.config["SQLALCHEMY_DATABASE_URI"] = config.normalise_database_url(
+        app.config["SQLALCHEMY_DATABASE_URI"]
+    )
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = config.engine_options(
+        app.config["SQLALCHEMY_DATABASE_URI"],
+        app.config["DATABASE_STATEMENT_TIMEOUT_MS"],
+        app.config["DATABASE_CONNECT_TIMEOUT_SECONDS"],
+    )
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+
+    register_extensions(app)
+    register_blueprints()
+    errors.register_error_handlers(app)
+    cli.register_commands(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    db.init_app(app)
+    # Batch mode lets the same migrations alter tables on SQLite.
+    migrations = Path(__file__).parent.parent / "migrations"
+    migrate.init_app(app, db, directory=str(migrations), render_as_batch=True, compare_type=True)
+    api.init_app(app)
+    cors.init_app(
+        app,
+        resources={r"/api/*": {"origins": app.config["CORS_ORIGINS"]}},
+        expose_headers=["Location", "Idempotent-Replayed", "Retry-After"],
+    )
+    celery_init_app(app)

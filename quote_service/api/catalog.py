@@ -1,0 +1,19 @@
+"""GET /api/v1/catalog: what a website form needs to render itself."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quote_service.api.parsing import Blueprint
+from quote_service.schemas.catalog import CatalogQuerySchema, CatalogSchema
+from quote_service.services import catalog as catalog_service
+
+blp = Blueprint("catalog", __name__, url_prefix="/api/v1", description="Public catalog")
+
+
+@blp.route("/catalog")
+@blp.arguments(CatalogQuerySchema, location="query", as_kwargs=True)
+@blp.response(200, CatalogSchema)
+def get_catalog(lang: str) -> dict[str, Any]:
+    """Destinations, conditions, treatments, consent and disclaimers, in one language"""
+    return catalog_service.catalog(catalog_service.resolve_language(lang))

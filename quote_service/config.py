@@ -1,0 +1,159 @@
+"""Every setting of the service, read from the environment in one place.
+
+Values are parsed strictly: a malformed boolean, integer or URL stops the
+process at start instead of surprising us later.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class ConfigError(ValueError):
+    """A setting in the environment cannot be used."""
+
+
+def parse_bool(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be a boolean (true/false), got {value!r}")
+
+
+def parse_int(name: str, value: str, minimum: int = 0) -> int:
+    try:
+        number = int(value.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {value!r}") from None
+    if number < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {number}")
+    return number
+
+
+def parse_float(name: str, value: str, minimum: float = 0.0) -> float:
+    try:
+        number = float(value.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {value!r}") from None
+    if number < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {number}")
+    return number
+
+
+def parse_list(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept `postgresql://` and `postgres://` and use the psycopg 3 driver for them."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            url = "postgresql+psycopg://" + url[len(prefix) :]
+    try:
+        make_url(url)
+    except ArgumentError:
+        raise ConfigError(f"DATABASE_URL is not a database URL: {url!r}") from None
+    return url
+
+
+def default_instance_path() -> Path:
+    """`instance/` at the project root, next to `quote_service/`."""
+    return Path(__file__).resolve().parent.parent / "instance"
+
+
+def from_environment(
+    environ: Mapping[str, str] | None = None, instance_path: Path | None = None
+) -> dict[str, Any]:
+    """Build the Flask config mapping from environment variables."""
+    env = os.environ if environ is None else environ
+    instance = instance_path or default_instance_path()
+
+    def get(name: str, default: str) -> str:
+        return env.get(name, default)
+
+    database_url = env.get("DATABASE_URL") or f"sqlite:///{instance / 'quote_service.sqlite3'}"
+    redis_url = get("REDIS_URL", "")
+    secret_key = env.get("SECRET_KEY", "")
+
+    return {
+        "SECRET_KEY": secret_key,
+        "SQLALCHEMY_DATABASE_URI": normalise_database_url(database_url),
+        "REDIS_URL": redis_url,
+        "SMTP_HOST": get("SMTP_HOST", ""),
+        "SMTP_PORT": parse_int("SMTP_PORT", get("SMTP_PORT", "25"), minimum=1),
+        "SMTP_USERNAME": get("SMTP_USERNAME", ""),
+        "SMTP_PASSWORD": get("SMTP_PASSWORD", ""),
+        "SMTP_STARTTLS": parse_bool("SMTP_STARTTLS", get("SMTP_STARTTLS", "false")),
+        "SMTP_TIMEOUT_SECONDS": parse_float(
+            "SMTP_TIMEOUT_SECONDS", get("SMTP_TIMEOUT_SECONDS", "10"), minimum=0.1
+        ),
+        "MAIL_FROM": get("MAIL_FROM", "Quote Service <no-reply@quote-service.example>"),
+        "MAIL_DIR": get("MAIL_DIR", str(instance / "mail")),
+        "COORDINATORS_EMAIL": get("COORDINATORS_EMAIL", "coordinators@quote-service.example"),
+        "DATA_ENCRYPTION_KEYS": parse_list(get("DATA_ENCRYPTION_KEYS", "")),
+        "CORS_ORIGINS": parse_list(get("CORS_ORIGINS", "")),
+        "TRUSTED_PROXY_COUNT": parse_int("TRUSTED_PROXY_COUNT", get("TRUSTED_PROXY_COUNT", "0")),
+        "RATE_LIMIT_INTAKE": get("RATE_LIMIT_INTAKE", "10/minute;100/day"),
+        "OUTBOX_RELAY_SECONDS": parse_float(
+            "OUTBOX_RELAY_SECONDS", get("OUTBOX_RELAY_SECONDS", "1"), minimum=0.05
+        ),
+        "DATABASE_STATEMENT_TIMEOUT_MS": parse_int(
+            "DATABASE_STATEMENT_TIMEOUT_MS", get("DATABASE_STATEMENT_TIMEOUT_MS", "5000")
+        ),
+        "DATABASE_CONNECT_TIMEOUT_SECONDS": parse_int(
+            "DATABASE_CONNECT_TIMEOUT_SECONDS",
+            get("DATABASE_CONNECT_TIMEOUT_SECONDS", "5"),
+            minimum=1,
+        ),
+        # Werkzeug answers 413 for larger bodies before any view runs.
+        "MAX_CONTENT_LENGTH": 64 * 1024,
+        "SQLALCHEMY_TRACK_MODIFICATIONS": False,
+        "API_TITLE": "Quote service",
+        "API_VERSION": "v1",
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/",
+        "OPENAPI_JSON_PATH": "openapi.json",
+        "OPENAPI_SWAGGER_UI_PATH": "docs",
+        "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        "CELERY": celery_settings(redis_url),
+    }
+
+
+def celery_settings(redis_url: str) -> dict[str, Any]:
+    """Celery configuration; with no REDIS_URL, an in-process broker for `make run`."""
+    return {
+        "broker_url": redis_url or "memory://",
+        "task_ignore_result": True,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "broker_connection_retry_on_startup": True,
+    }
+
+
+def engine_options(database_url: str, statement_timeout_ms: int, connect_timeout: int) -> dict:
+    """SQLAlchemy engine options: bounded waits so a dead database never hangs a request."""
+    # hide_parameters: statement parameters hold personal data and must never
+    # reach an exception message or a log line.
+    options: dict[str, Any] = {"pool_pre_ping": True, "hide_parameters": True}
+    if database_url.startswith("postgresql"):
+        options["connect_args"] = {
+            "connect_timeout": connect_timeout,
+            "options": f"-c statement_timeout={statement_timeout_ms}",
+        }
+        options["pool_timeout"] = connect_timeout
+    elif database_url.startswith("sqlite"):
+        # The embedded default: wait on a locked file instead of failing at once.
+        options["connect_args"] = {"timeout": connect_timeout}
+    return options

@@ -1,0 +1,176 @@
+"""Domain exceptions and the one JSON error envelope every layer answers with.
+
+`{"error": {"code": "...", "message": "...", "fields": {"email": ["..."]}}}`
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, Response, jsonify
+from sqlalchemy.exc import DBAPIError, OperationalError
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+FieldErrors = dict[str, list[str]]
+
+
+class ServiceError(Exception):
+    """A refusal a service raises; it knows its own HTTP status and code."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, fields: FieldErrors | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = fields or {}
+
+
+class InvalidFields(ServiceError):
+    status = 422
+    code = "validation_error"
+
+    def __init__(self, fields: FieldErrors, message: str = "Some fields are invalid.") -> None:
+        super().__init__(message, fields)
+
+
+class NotFound(ServiceError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(ServiceError):
+    status = 409
+    code = "conflict"
+
+
+class DependencyUnavailable(ServiceError):
+    status = 503
+    code = "service_unavailable"
+
+
+# Codes for errors Werkzeug, webargs or Flask-Limiter raise as HTTPException.
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    412: "precondition_failed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    428: "precondition_required",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "service_unavailable",
+}
+
+HTTP_MESSAGES = {
+    400: "The request is malformed.",
+    404: "There is nothing at this address.",
+    405: "This method is not allowed here.",
+    413: "The request body is too large.",
+    415: "Send the body as application/json or application/x-www-form-urlencoded.",
+    422: "Some fields are invalid.",
+    429: "Too many requests; try again later.",
+    500: "Something went wrong on our side.",
+}
+
+# Headers of Werkzeug's own response worth keeping (Allow on 405, Retry-After on 429...).
+_KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    fields: Mapping[str, list[str]] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if fields:
+        body["fields"] = dict(fields)
+    response = jsonify({"error": body})
+    response.status_code = status
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def flatten_webargs_messages(messages: Any) -> tuple[FieldErrors, list[str]]:
+    """Turn webargs' `{location: {field: [msg]}}` into field errors and general messages."""
+    fields: FieldErrors = {}
+    general: list[str] = []
+    if not isinstance(messages, Mapping):
+        return fields, [str(messages)]
+    for per_location in messages.values():
+        if isinstance(per_location, Mapping):
+            for field, errors in per_location.items():
+                flat = _flatten(errors)
+                if field == "_schema":
+                    general.extend(flat)
+                else:
+                    fields.setdefault(str(field), []).extend(flat)
+        else:
+            general.extend(_flatten(per_location))
+    return fields, general
+
+
+def _flatten(errors: Any) -> list[str]:
+    if isinstance(errors, str):
+        return [errors]
+    if isinstance(errors, Mapping):
+        return [msg for value in errors.values() for msg in _flatten(value)]
+    if isinstance(errors, list | tuple):
+        return [msg for value in errors for msg in _flatten(value)]
+    return [str(errors)]
+
+
+def handle_http_exception(error: HTTPException) -> Response:
+    status = error.code or 500
+    code = HTTP_CODES.get(status, "error")
+    message = HTTP_MESSAGES.get(status) or error.description or error.name
+    fields: FieldErrors = {}
+    data = getattr(error, "data", None) or {}
+    if "messages" in data:
+        fields, general = flatten_webargs_messages(data["messages"])
+        if general:
+            message = " ".join(general)
+    if "message" in data:
+        message = data["message"]
+    headers = {
+        name: value for name, value in error.get_response().headers.items() if name in _KEPT_HEADERS
+    }
+    headers.update(data.get("headers") or {})
+    return error_response(status, code, message, fields, headers)
+
+
+def handle_service_error(error: ServiceError) -> Response:
+    return error_response(error.status, error.code, error.message, error.fields)
+
+
+def handle_database_unavailable(error: DBAPIError) -> Response:
+    # Only connection-level failures get here; the statement is not logged
+    # because its parameters may hold personal data.
+    log.warning("database unavailable: %s", type(error.orig).__name__)
+    return error_response(503, "service_unavailable", "The database is unavailable; try again.")
+
+
+def handle_unexpected(error: Exception) -> Response:
+    if isinstance(error, HTTPException):
+        return handle_http_exception(error)
+    log.error("unhandled %s", type(error).__name__, exc_info=error)
+    return error_response(500, "internal_error", HTTP_MESSAGES[500])
+
+
+def register_error_handlers(app: Flask) -> None:
+    app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(ServiceError, handle_service_error)
+    app.register_error_handler(OperationalError, handle_database_unavailable)
+    app.register_error_handler(Exception, handle_unexpected)

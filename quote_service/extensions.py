@@ -1,0 +1,44 @@
+"""Extension objects, created unbound and attached to the app in create_app()."""
+
+from __future__ import annotations
+
+import flask_smorest
+from celery import Celery, Task
+from flask import Flask
+from flask_cors import CORS
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+
+from quote_service.models.base import Base
+from quote_service.schemas.errors import ErrorEnvelopeSchema
+
+
+class Api(flask_smorest.Api):
+    """flask-smorest's Api documenting our error envelope instead of its own.
+
+    The error handlers themselves live in `quote_service.errors`, registered
+    after this extension so that they replace flask-smorest's.
+    """
+
+    ERROR_SCHEMA = ErrorEnvelopeSchema
+
+
+db = SQLAlchemy(model_class=Base)
+migrate = Migrate()
+api = Api()
+cors = CORS()
+
+
+def celery_init_app(app: Flask) -> Celery:
+    """A Celery app whose tasks run inside the Flask app context (Flask's own pattern)."""
+
+    class FlaskTask(Task):
+        def __call__(self, *args: object, **kwargs: object) -> object:
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    celery_app = Celery(app.name, task_cls=FlaskTask)
+    celery_app.config_from_object(app.config["CELERY"])
+    celery_app.set_default()
+    app.extensions["celery"] = celery_app
+    return celery_app

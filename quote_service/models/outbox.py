@@ -1,0 +1,34 @@
+"""The transactional outbox: work to hand to the workers, written with the data it is about."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from quote_service.models.base import Base, UTCDateTime, utcnow
+
+
+class OutboxMessage(Base):
+    """A unit of work for the workers.
+
+    A row is done (`completed_at` set) only when its work has completed, not
+    when it was published: the relay publishes rows whose `available_at` has
+    passed and pushes `available_at` forward, so a message lost in the broker
+    or in a killed worker is published again. The payload holds ids only.
+    """
+
+    __tablename__ = "outbox_message"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    topic: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    available_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    publish_count: Mapped[int] = mapped_column(default=0)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_outbox_message_pending", "completed_at", "available_at"),)

@@ -1,0 +1,89 @@
+"""A patient's quote request and its timeline of events."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Date, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from quote_service.models.base import Base, UTCDateTime, utcnow
+
+STATUSES = (
+    "received",
+    "routed",
+    "unroutable",
+    "in_review",
+    "quoted",
+    "closed",
+    "rejected",
+    "withdrawn",
+    "spam",
+)
+
+
+class QuoteRequest(Base):
+    __tablename__ = "quote_request"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(16), unique=True)
+    status: Mapped[str] = mapped_column(String(20), default="received")
+
+    full_name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(320))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    country_of_residence: Mapped[str] = mapped_column(String(2))
+    preferred_language: Mapped[str] = mapped_column(ForeignKey("language.code"))
+
+    condition_slug: Mapped[str] = mapped_column(ForeignKey("condition.slug"))
+    destination_code: Mapped[str] = mapped_column(ForeignKey("destination.code"))
+    treatment_slug: Mapped[str] = mapped_column(ForeignKey("treatment.slug"))
+    patient_age: Mapped[int | None]
+    travel_from: Mapped[date | None] = mapped_column(Date)
+    travel_to: Mapped[date | None] = mapped_column(Date)
+    budget_eur: Mapped[int | None]
+    message: Mapped[str | None] = mapped_column(Text)
+
+    # The consent ledger: what exactly the patient agreed to, and when.
+    consent_privacy: Mapped[bool]
+    consent_marketing: Mapped[bool] = mapped_column(default=False)
+    consent_version: Mapped[int]
+    consent_language: Mapped[str] = mapped_column(String(8))
+    consented_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    provider_id: Mapped[int | None] = mapped_column(ForeignKey("provider.id"))
+
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    events: Mapped[list[Event]] = relationship(
+        back_populates="quote_request", order_by="Event.id", cascade="all, delete-orphan"
+    )
+
+    # The queue lists newest first and pages on (created_at, id); each filter
+    # gets an index that serves both the filter and that order.
+    __table_args__ = (
+        Index("ix_quote_request_created", "created_at", "id"),
+        Index("ix_quote_request_status_created", "status", "created_at", "id"),
+        Index("ix_quote_request_destination_created", "destination_code", "created_at", "id"),
+        Index("ix_quote_request_condition_created", "condition_slug", "created_at", "id"),
+        Index("ix_quote_request_provider_created", "provider_id", "created_at", "id"),
+        Index("ix_quote_request_email", "email"),
+    )
+
+
+class Event(Base):
+    """One entry of a request's timeline: who did what, when."""
+
+    __tablename__ = "event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    quote_request_id: Mapped[int] = mapped_column(ForeignKey("quote_request.id"), index=True)
+    type: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(120))
+    note: Mapped[str | None] = mapped_column(Text)
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    quote_request: Mapped[QuoteRequest] = relationship(back_populates="events")

@@ -1,0 +1,1 @@
+"""Business rules and transactions; callable from views, tasks and the CLI alike."""

@@ -1,0 +1,122 @@
+"""Reading the catalog: languages, offers, the current consent text and disclaimers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quote_service.errors import InvalidFields
+from quote_service.extensions import db
+from quote_service.models import (
+    Condition,
+    ConsentText,
+    Destination,
+    Disclaimer,
+    Language,
+    Treatment,
+)
+
+DEFAULT_LANGUAGE = "en"
+
+
+def languages() -> list[str]:
+    rows = db.session.execute(db.select(Language.code).order_by(Language.position, Language.code))
+    return list(rows.scalars())
+
+
+def translated(names: dict[str, str], language: str) -> str:
+    """A name in the language asked for, else English, else any."""
+    return names.get(language) or names.get(DEFAULT_LANGUAGE) or next(iter(names.values()), "")
+
+
+def current_consent(language: str) -> ConsentText | None:
+    """The newest consent text in that language, else the newest English one."""
+    for lang in (language, DEFAULT_LANGUAGE):
+        consent = db.session.execute(
+            db.select(ConsentText)
+            .where(ConsentText.language == lang)
+            .order_by(ConsentText.version.desc())
+            .limit(1)
+        ).scalar_one_or_none()
+        if consent is not None:
+            return consent
+    return None
+
+
+def current_disclaimers(language: str) -> list[Disclaimer]:
+    """The newest version of every active disclaimer in one language."""
+    rows = db.session.execute(
+        db.select(Disclaimer)
+        .where(Disclaimer.language == language, Disclaimer.active.is_(True))
+        .order_by(Disclaimer.position, Disclaimer.key, Disclaimer.version.desc())
+    ).scalars()
+    newest: dict[str, Disclaimer] = {}
+    for disclaimer in rows:
+        newest.setdefault(disclaimer.key, disclaimer)
+    return list(newest.values())
+
+
+def disclaimers_in_scope(language: str, destination: str, condition: str) -> list[Disclaimer]:
+    """Every current disclaimer that applies to a request: global, destination, condition."""
+    return [
+        d
+        for d in current_disclaimers(language)
+        if d.destination_code in (None, destination) and d.condition_slug in (None, condition)
+    ]
+
+
+def catalog(language: str) -> dict[str, Any]:
+    """The public catalog with every text in `language`."""
+    destinations = db.session.execute(
+        db.select(Destination)
+        .where(Destination.active.is_(True))
+        .order_by(Destination.position, Destination.code)
+    ).scalars()
+    conditions = db.session.execute(
+        db.select(Condition)
+        .where(Condition.active.is_(True))
+        .order_by(Condition.position, Condition.slug)
+    ).scalars()
+    treatments = db.session.execute(
+        db.select(Treatment)
+        .where(Treatment.active.is_(True))
+        .order_by(Treatment.position, Treatment.slug)
+    ).scalars()
+    consent = current_consent(language)
+    return {
+        "destinations": [
+            {
+                "code": d.code,
+                "name": translated(d.names, language),
+                "conditions": [c.slug for c in d.conditions if c.active],
+            }
+            for d in destinations
+        ],
+        "conditions": [{"slug": c.slug, "name": translated(c.names, language)} for c in conditions],
+        "treatments": [{"slug": t.slug, "name": translated(t.names, language)} for t in treatments],
+        "languages": languages(),
+        "consent": (
+            {"version": consent.version, "language": consent.language, "text": consent.text}
+            if consent
+            else None
+        ),
+        "disclaimers": [
+            {
+                "key": d.key,
+                "version": d.version,
+                "required": d.required,
+                "language": d.language,
+                "scope": {"destination": d.destination_code, "condition": d.condition_slug},
+                "text": d.text,
+            }
+            for d in current_disclaimers(language)
+        ],
+    }
+
+
+def resolve_language(value: str) -> str:
+    """A supported language for `fr`, `FR` or `fr-BE`; refuse any other."""
+    primary = value.strip().replace("_", "-").split("-")[0].lower()
+    supported = languages()
+    if primary not in supported:
+        raise InvalidFields({"lang": [f"Choose one of: {', '.join(supported)}."]})
+    return primary
