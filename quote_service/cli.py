@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 from flask import Flask
+from flask.cli import with_appcontext
 
 from quote_service.services.seed import SeedError, seed_catalog
 
@@ -17,6 +18,7 @@ from quote_service.services.seed import SeedError, seed_catalog
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Catalog file (YAML); the built-in demo catalog by default.",
 )
+@with_appcontext
 def seed_command(path: Path | None) -> None:
     """Load or refresh the catalog; running it twice changes nothing."""
     try:

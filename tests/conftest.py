@@ -1,0 +1,106 @@
+"""Fixtures: real PostgreSQL (and SQLite for the embedded default), one app, clean tables."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+from flask_migrate import upgrade
+from sqlalchemy import text
+
+from quote_service import create_app
+from quote_service.extensions import db
+from quote_service.services.seed import seed_catalog
+from tests.support.servers import Server, ensure_postgres, ensure_redis
+
+# Tables that requests write; the catalog tables are seeded once per session.
+ACTIVITY_TABLES = ("event", "outbox_message", "quote_request")
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = ensure_postgres(tmp_path_factory.mktemp("postgres"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = ensure_redis(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+def base_config(database_url: str, **overrides: Any) -> dict[str, Any]:
+    return {
+        "TESTING": True,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "REDIS_URL": "",
+        **overrides,
+    }
+
+
+def reset_database(app: Flask) -> None:
+    """Drop everything, then build the schema the way production does: migrations."""
+    with app.app_context():
+        if db.engine.dialect.name == "postgresql":
+            with db.engine.begin() as connection:
+                connection.execute(text("DROP SCHEMA public CASCADE"))
+                connection.execute(text("CREATE SCHEMA public"))
+        upgrade()
+        seed_catalog()
+
+
+@pytest.fixture(scope="session")
+def app(postgres: Server) -> Iterator[Flask]:
+    app = create_app(base_config(postgres.url))
+    reset_database(app)
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def clean_activity_tables(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Empty the tables requests write after each test that used the database."""
+    yield
+    if "app" not in request.fixturenames:
+        return
+    app: Flask = request.getfixturevalue("app")
+    with app.app_context():
+        db.session.remove()
+        with db.engine.begin() as connection:
+            connection.execute(
+                text(f"TRUNCATE {', '.join(ACTIVITY_TABLES)} RESTART IDENTITY CASCADE")
+            )
+
+
+@pytest.fixture
+def app_context(app: Flask) -> Iterator[None]:
+    with app.app_context():
+        yield
+        db.session.remove()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> FlaskCliRunner:
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def sqlite_app(tmp_path: Path) -> Iterator[Flask]:
+    """The embedded default: an SQLite file, migrated and seeded like `make run` does."""
+    app = create_app(base_config(f"sqlite:///{tmp_path / 'quote_service.sqlite3'}"))
+    reset_database(app)
+    yield app
+    with app.app_context():
+        db.engine.dispose()

@@ -1,0 +1,61 @@
+"""Every error, from every layer, is the one JSON envelope."""
+
+from __future__ import annotations
+
+from flask.testing import FlaskClient
+
+from quote_service import create_app
+from tests.conftest import base_config
+from tests.support.servers import Server
+
+
+def envelope(response) -> dict:
+    assert response.mimetype == "application/json"
+    body = response.get_json()
+    assert set(body) == {"error"}
+    assert {"code", "message"} <= set(body["error"])
+    return body["error"]
+
+
+def test_unknown_path_is_404(client: FlaskClient):
+    response = client.get("/api/v1/nothing-here")
+    assert response.status_code == 404
+    assert envelope(response)["code"] == "not_found"
+
+
+def test_wrong_method_is_405(client: FlaskClient):
+    response = client.delete("/api/v1/catalog")
+    assert response.status_code == 405
+    assert envelope(response)["code"] == "method_not_allowed"
+    assert "GET" in response.headers["Allow"]
+
+
+def test_unexpected_exception_is_a_json_500_without_details(postgres: Server):
+    app = create_app(base_config(postgres.url))
+
+    @app.route("/boom-for-test")
+    def boom() -> str:
+        raise RuntimeError("secret detail: jan.peeters@example.org")
+
+    response = app.test_client().get("/boom-for-test")
+    assert response.status_code == 500
+    error = envelope(response)
+    assert error["code"] == "internal_error"
+    assert "secret" not in response.get_data(as_text=True)
+    assert "Traceback" not in response.get_data(as_text=True)
+
+
+def test_database_down_is_503():
+    # Port 1 on loopback: nothing listens there, the connection is refused at once.
+    app = create_app(base_config("postgresql://postgres@127.0.0.1:1/none"))
+    response = app.test_client().get("/api/v1/catalog")
+    assert response.status_code == 503
+    assert envelope(response)["code"] == "service_unavailable"
+
+
+def test_cors_preflight_from_an_unlisted_origin_gets_no_allowance(client: FlaskClient):
+    response = client.options(
+        "/api/v1/quote-requests",
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+    )
+    assert "Access-Control-Allow-Origin" not in response.headers
