@@ -100,6 +100,19 @@ def from_environment(
         ),
         "MAIL_FROM": get("MAIL_FROM", "Quote Service <no-reply@quote-service.example>"),
         "MAIL_DIR": get("MAIL_DIR", str(instance / "mail")),
+        "MAIL_TEMPLATES_DIR": get("MAIL_TEMPLATES_DIR", ""),
+        "SLA_FIRST_RESPONSE_HOURS": parse_int(
+            "SLA_FIRST_RESPONSE_HOURS", get("SLA_FIRST_RESPONSE_HOURS", "24"), minimum=1
+        ),
+        "NOTIFICATION_MAX_ATTEMPTS": parse_int(
+            "NOTIFICATION_MAX_ATTEMPTS", get("NOTIFICATION_MAX_ATTEMPTS", "8"), minimum=1
+        ),
+        "NOTIFICATION_RETRY_BASE_SECONDS": parse_float(
+            "NOTIFICATION_RETRY_BASE_SECONDS", get("NOTIFICATION_RETRY_BASE_SECONDS", "30")
+        ),
+        "NOTIFICATION_RETRY_MAX_SECONDS": parse_float(
+            "NOTIFICATION_RETRY_MAX_SECONDS", get("NOTIFICATION_RETRY_MAX_SECONDS", "3600")
+        ),
         "COORDINATORS_EMAIL": get("COORDINATORS_EMAIL", "coordinators@quote-service.example"),
         "DATA_ENCRYPTION_KEYS": parse_list(get("DATA_ENCRYPTION_KEYS", "")),
         "CORS_ORIGINS": parse_list(get("CORS_ORIGINS", "")),
@@ -107,6 +120,12 @@ def from_environment(
         "RATE_LIMIT_INTAKE": get("RATE_LIMIT_INTAKE", "10/minute;100/day"),
         "OUTBOX_RELAY_SECONDS": parse_float(
             "OUTBOX_RELAY_SECONDS", get("OUTBOX_RELAY_SECONDS", "1"), minimum=0.05
+        ),
+        "OUTBOX_LEASE_SECONDS": parse_float(
+            "OUTBOX_LEASE_SECONDS", get("OUTBOX_LEASE_SECONDS", "300"), minimum=1
+        ),
+        "OUTBOX_BATCH_SIZE": parse_int(
+            "OUTBOX_BATCH_SIZE", get("OUTBOX_BATCH_SIZE", "100"), minimum=1
         ),
         "DATABASE_STATEMENT_TIMEOUT_MS": parse_int(
             "DATABASE_STATEMENT_TIMEOUT_MS", get("DATABASE_STATEMENT_TIMEOUT_MS", "5000")
@@ -130,6 +149,14 @@ def from_environment(
     }
 
 
+# A task is killed after TASK_TIME_LIMIT seconds. Retries do not wait inside
+# Celery (the outbox schedules them), so the broker's visibility timeout only
+# has to outlast the longest task plus the longest retry backoff (1 h).
+TASK_SOFT_TIME_LIMIT = 60
+TASK_TIME_LIMIT = 90
+VISIBILITY_TIMEOUT = 2 * 3600
+
+
 def celery_settings(redis_url: str) -> dict[str, Any]:
     """Celery configuration; with no REDIS_URL, an in-process broker for `make run`."""
     return {
@@ -137,8 +164,18 @@ def celery_settings(redis_url: str) -> dict[str, Any]:
         "task_ignore_result": True,
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
+        "task_soft_time_limit": TASK_SOFT_TIME_LIMIT,
+        "task_time_limit": TASK_TIME_LIMIT,
         "worker_prefetch_multiplier": 1,
+        "worker_hijack_root_logger": False,
         "broker_connection_retry_on_startup": True,
+        # The relay publishes; a dead broker must fail it fast, not hang it.
+        "task_publish_retry": False,
+        "broker_transport_options": {
+            "visibility_timeout": VISIBILITY_TIMEOUT,
+            "socket_timeout": 5,
+            "socket_connect_timeout": 2,
+        },
     }
 
 

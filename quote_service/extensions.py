@@ -40,5 +40,7 @@ def celery_init_app(app: Flask) -> Celery:
     celery_app = Celery(app.name, task_cls=FlaskTask)
     celery_app.config_from_object(app.config["CELERY"])
     celery_app.set_default()
+    # Worker bootsteps (the outbox relay) need the Flask app behind the Celery app.
+    celery_app.flask_app = app  # type: ignore[attr-defined]
     app.extensions["celery"] = celery_app
     return celery_app

@@ -18,7 +18,13 @@ from quote_service.services.seed import seed_catalog
 from tests.support.servers import Server, ensure_postgres, ensure_redis
 
 # Tables that requests write; the catalog tables are seeded once per session.
-ACTIVITY_TABLES = ("event", "outbox_message", "quote_request")
+ACTIVITY_TABLES = (
+    "event",
+    "notification",
+    "outbox_message",
+    "routing_decision",
+    "quote_request",
+)
 
 
 @pytest.fixture(scope="session")

@@ -10,11 +10,19 @@ from quote_service.models.catalog import (
     Treatment,
     destination_condition,
 )
+from quote_service.models.notification import (
+    NOTIFICATION_KINDS,
+    NOTIFICATION_STATUSES,
+    Notification,
+)
 from quote_service.models.outbox import OutboxMessage
 from quote_service.models.provider import Provider, provider_condition
 from quote_service.models.quote_request import STATUSES, Event, QuoteRequest
+from quote_service.models.routing import RoutingDecision
 
 __all__ = [
+    "NOTIFICATION_KINDS",
+    "NOTIFICATION_STATUSES",
     "STATUSES",
     "Base",
     "Condition",
@@ -23,9 +31,11 @@ __all__ = [
     "Disclaimer",
     "Event",
     "Language",
+    "Notification",
     "OutboxMessage",
     "Provider",
     "QuoteRequest",
+    "RoutingDecision",
     "Treatment",
     "UTCDateTime",
     "destination_condition",

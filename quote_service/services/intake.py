@@ -17,17 +17,15 @@ from quote_service.models import (
     Destination,
     Event,
     Language,
-    OutboxMessage,
     QuoteRequest,
     Treatment,
     destination_condition,
     utcnow,
 )
+from quote_service.services import outbox
 from quote_service.services.catalog import current_consent, languages
 from quote_service.services.references import new_reference
 
-# Topic of the outbox row that asks the workers to route and acknowledge.
-TOPIC_RECEIVED = "quote_request.received"
 PATIENT = "patient"
 # Collisions in 6.6e11 references are rare; a few tries make them harmless.
 REFERENCE_ATTEMPTS = 5
@@ -117,14 +115,7 @@ def submit_quote_request(data: dict[str, Any]) -> QuoteRequest:
                 raise
             continue
         if not is_spam:
-            db.session.add(
-                OutboxMessage(
-                    topic=TOPIC_RECEIVED,
-                    payload={"quote_request_id": request.id},
-                    created_at=now,
-                    available_at=now,
-                )
-            )
+            outbox.enqueue(outbox.TOPIC_RECEIVED, {"quote_request_id": request.id}, now)
         db.session.commit()
         return request
     raise AssertionError("unreachable")

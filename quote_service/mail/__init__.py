@@ -1,0 +1,1 @@
+"""Building email messages from templates, checking them, and sending them."""

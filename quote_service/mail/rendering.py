@@ -1,0 +1,67 @@
+"""Rendering email templates (Jinja2) into MIME messages."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import formatdate, make_msgid, parseaddr
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+PACKAGE_TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "email"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str
+
+
+def environment(override_dir: str | None = None) -> jinja2.Environment:
+    """Templates from `override_dir` first (deployments may restyle), then the package's."""
+    loaders: list[jinja2.BaseLoader] = []
+    if override_dir:
+        loaders.append(jinja2.FileSystemLoader(override_dir))
+    loaders.append(jinja2.FileSystemLoader(str(PACKAGE_TEMPLATES)))
+    return jinja2.Environment(
+        loader=jinja2.ChoiceLoader(loaders),
+        autoescape=jinja2.select_autoescape(["html"]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def render(env: jinja2.Environment, kind: str, language: str, context: dict[str, Any]) -> Rendered:
+    """Render `{kind}.{language}.subject/txt/html.j2`."""
+    subject = env.get_template(f"{kind}.{language}.subject.j2").render(context)
+    return Rendered(
+        subject=" ".join(subject.split()),
+        text=env.get_template(f"{kind}.{language}.txt.j2").render(context),
+        html=env.get_template(f"{kind}.{language}.html.j2").render(context),
+    )
+
+
+def build_message(sender: str, recipient: str, rendered: Rendered) -> EmailMessage:
+    """A multipart/alternative message with a fresh Message-ID."""
+    message = EmailMessage(policy=SMTP)
+    message["From"] = sender
+    message["To"] = Address(addr_spec=recipient)
+    message["Subject"] = rendered.subject
+    message["Date"] = formatdate(usegmt=True)
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "quote-service.invalid"
+    message["Message-ID"] = make_msgid(domain=domain)
+    message.set_content(rendered.text)
+    message.add_alternative(rendered.html, subtype="html")
+    return message
+
+
+def body_sha256(message: EmailMessage) -> str:
+    return hashlib.sha256(message.as_bytes()).hexdigest()

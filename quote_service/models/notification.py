@@ -1,0 +1,46 @@
+"""Notifications: every email the service sends, recorded once."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from quote_service.models.base import Base, UTCDateTime, utcnow
+
+NOTIFICATION_KINDS = ("acknowledgement", "provider", "unroutable_alert")
+# pending -> sending -> sent; sending -> pending (retry) or failed; blocked never leaves.
+NOTIFICATION_STATUSES = ("pending", "sending", "sent", "failed", "blocked")
+
+
+class Notification(Base):
+    """One email, built and recorded before it is sent.
+
+    `dedupe_key` is unique: the automatic acknowledgement of a request can
+    exist only once, whatever runs twice. The rendered message (`mime`) is
+    kept so a retry sends the same bytes with the same Message-ID.
+    """
+
+    __tablename__ = "notification"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    quote_request_id: Mapped[int] = mapped_column(ForeignKey("quote_request.id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    dedupe_key: Mapped[str] = mapped_column(String(120), unique=True)
+    recipient: Mapped[str] = mapped_column(String(320))
+    language: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    subject: Mapped[str] = mapped_column(String(300))
+    message_id: Mapped[str] = mapped_column(String(250))
+    body_sha256: Mapped[str] = mapped_column(String(64))
+    mime: Mapped[str | None] = mapped_column(Text)
+    disclaimers: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(String(1000))
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (Index("ix_notification_request", "quote_request_id", "id"),)

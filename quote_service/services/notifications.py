@@ -1,0 +1,309 @@
+"""Notifications: building each email once, then delivering it at most once per attempt.
+
+Exactly-once in practice: a notification is recorded (with its rendered
+bytes and Message-ID) in the same transaction as the decision that calls for
+it, under a unique `dedupe_key`. Before sending, its status is set to
+`sending` and committed; a duplicate delivery that finds it `sending` within
+the lease leaves it alone. One window remains: the worker dies after the SMTP
+server accepted the message and before `sent` is committed. The lease then
+runs out and the same bytes go out again with the same Message-ID, which
+mailbox providers use to fold duplicates. We accept it: the window is a few
+milliseconds long, and losing an acknowledgement would be worse than a
+duplicate that most mailboxes hide.
+"""
+
+from __future__ import annotations
+
+import gettext
+import logging
+import random
+from datetime import timedelta
+from functools import lru_cache
+from typing import Any
+
+import pycountry
+from flask import current_app
+
+from quote_service.extensions import db
+from quote_service.mail.guard import missing_disclaimers
+from quote_service.mail.rendering import body_sha256, build_message, environment, render
+from quote_service.mail.sender import SendError, sender_from_config
+from quote_service.models import (
+    Condition,
+    Destination,
+    Disclaimer,
+    Event,
+    Notification,
+    OutboxMessage,
+    Provider,
+    QuoteRequest,
+    RoutingDecision,
+    Treatment,
+    utcnow,
+)
+from quote_service.services import outbox
+from quote_service.services.catalog import DEFAULT_LANGUAGE, disclaimers_in_scope, translated
+
+log = logging.getLogger(__name__)
+
+SYSTEM = "system"
+FINAL_STATUSES = ("sent", "failed", "blocked")
+TEMPLATE_LANGUAGES = ("en", "fr", "nl", "de")
+
+
+def acknowledgement_disclaimers(
+    language: str, destination: str, condition: str
+) -> list[Disclaimer]:
+    """Every disclaimer in scope, in the patient's language.
+
+    A disclaimer that has no text in that language yet still goes out, in
+    English: a missing translation must never drop a required disclaimer.
+    """
+    chosen = disclaimers_in_scope(language, destination, condition)
+    if language != DEFAULT_LANGUAGE:
+        have = {d.key for d in chosen}
+        chosen += [
+            d
+            for d in disclaimers_in_scope(DEFAULT_LANGUAGE, destination, condition)
+            if d.key not in have
+        ]
+    return chosen
+
+
+@lru_cache(maxsize=64)
+def language_label(code: str, in_language: str) -> str:
+    """`nl` as "Dutch", "néerlandais", "Nederlands"... via pycountry's translations."""
+    language = pycountry.languages.get(alpha_2=code)
+    if language is None:
+        return code
+    translation = gettext.translation(
+        "iso639-3", pycountry.LOCALES_DIR, languages=[in_language], fallback=True
+    )
+    return translation.gettext(language.name)
+
+
+def _labels(request: QuoteRequest, language: str) -> dict[str, str]:
+    condition = db.session.get_one(Condition, request.condition_slug)
+    destination = db.session.get_one(Destination, request.destination_code)
+    treatment = db.session.get_one(Treatment, request.treatment_slug)
+    return {
+        "condition_name": translated(condition.names, language),
+        "destination_name": translated(destination.names, language),
+        "treatment_name": translated(treatment.names, language),
+        "language_name": language_label(request.preferred_language, language),
+    }
+
+
+def _template_language(language: str) -> str:
+    return language if language in TEMPLATE_LANGUAGES else DEFAULT_LANGUAGE
+
+
+def _record(
+    request: QuoteRequest,
+    kind: str,
+    dedupe_key: str,
+    recipient: str,
+    language: str,
+    context: dict[str, Any],
+    disclaimers: list[Disclaimer] | None = None,
+) -> Notification:
+    """Render, check and record one notification, with an outbox row when it may go."""
+    config = current_app.config
+    rendered = render(environment(config["MAIL_TEMPLATES_DIR"] or None), kind, language, context)
+    message = build_message(config["MAIL_FROM"], recipient, rendered)
+    raw = message.as_bytes()
+    notification = Notification(
+        quote_request_id=request.id,
+        kind=kind,
+        dedupe_key=dedupe_key,
+        recipient=recipient,
+        language=language,
+        subject=rendered.subject,
+        message_id=str(message["Message-ID"]),
+        body_sha256=body_sha256(message),
+        mime=raw.decode("ascii"),
+        disclaimers=[
+            {"key": d.key, "version": d.version, "language": d.language} for d in disclaimers or []
+        ],
+        status="pending",
+        created_at=utcnow(),
+    )
+    required = [d for d in disclaimers or [] if d.required]
+    missing = missing_disclaimers(raw, required)
+    if missing:
+        notification.status = "blocked"
+        notification.last_error = "missing required disclaimers: " + ", ".join(missing)
+    db.session.add(notification)
+    db.session.flush()
+    if missing:
+        log.error("notification %s of %s blocked: %s", kind, request.reference, missing)
+        _event(request, f"{kind}_blocked", notification.last_error, notification)
+    else:
+        outbox.enqueue(outbox.TOPIC_SEND, {"notification_id": notification.id})
+    return notification
+
+
+def _event(request: QuoteRequest, type_: str, note: str | None, notification: Notification) -> None:
+    db.session.add(
+        Event(
+            quote_request_id=request.id,
+            type=type_,
+            actor=SYSTEM,
+            note=note,
+            data={"notification_id": notification.id, "kind": notification.kind},
+            at=utcnow(),
+        )
+    )
+
+
+def prepare_acknowledgement(request: QuoteRequest, dedupe_key: str | None = None) -> Notification:
+    """The patient's acknowledgement, with every disclaimer in scope."""
+    language = _template_language(request.preferred_language)
+    disclaimers = acknowledgement_disclaimers(
+        language, request.destination_code, request.condition_slug
+    )
+    context = {
+        "reference": request.reference,
+        "full_name": request.full_name,
+        "response_hours": current_app.config["SLA_FIRST_RESPONSE_HOURS"],
+        "routed": request.provider_id is not None,
+        "disclaimers": disclaimers,
+        **_labels(request, language),
+    }
+    return _record(
+        request,
+        "acknowledgement",
+        dedupe_key or f"acknowledgement:{request.id}",
+        request.email,
+        language,
+        context,
+        disclaimers,
+    )
+
+
+def prepare_provider_email(request: QuoteRequest, provider: Provider, decision_id: int):
+    """The minimum a clinic needs to quote: no name, email or phone of the patient."""
+    language = _template_language(provider.languages[0] if provider.languages else "en")
+    context = {
+        "reference": request.reference,
+        "provider_name": provider.name,
+        "patient_age": request.patient_age,
+        "travel_from": request.travel_from.isoformat() if request.travel_from else None,
+        "travel_to": request.travel_to.isoformat() if request.travel_to else None,
+        "message": request.message,
+        "response_hours": current_app.config["SLA_FIRST_RESPONSE_HOURS"],
+        **_labels(request, language),
+    }
+    return _record(
+        request,
+        "provider",
+        f"provider:{request.id}:{decision_id}",
+        provider.contact_email,
+        language,
+        context,
+    )
+
+
+def prepare_unroutable_alert(request: QuoteRequest, decision: RoutingDecision) -> Notification:
+    context = {
+        "reference": request.reference,
+        "candidates": [{"name": c["name"], "reasons": c["reasons"]} for c in decision.candidates],
+        **_labels(request, "en"),
+    }
+    return _record(
+        request,
+        "unroutable_alert",
+        f"unroutable_alert:{request.id}:{decision.id}",
+        current_app.config["COORDINATORS_EMAIL"],
+        "en",
+        context,
+    )
+
+
+def after_routing(request: QuoteRequest, decision: RoutingDecision) -> list[Notification]:
+    """The emails a routing decision calls for: acknowledgement, then provider or alert."""
+    notifications = [prepare_acknowledgement(request)]
+    if decision.provider_id is not None:
+        provider = db.session.get_one(Provider, decision.provider_id)
+        notifications.append(prepare_provider_email(request, provider, decision.id))
+    else:
+        notifications.append(prepare_unroutable_alert(request, decision))
+    return notifications
+
+
+def backoff(attempts: int) -> timedelta:
+    """Exponential backoff with full jitter, capped."""
+    config = current_app.config
+    ceiling = min(
+        config["NOTIFICATION_RETRY_MAX_SECONDS"],
+        config["NOTIFICATION_RETRY_BASE_SECONDS"] * 2 ** (attempts - 1),
+    )
+    return timedelta(seconds=random.uniform(ceiling / 2, ceiling))
+
+
+def deliver(outbox_id: int) -> str:
+    """Send the notification of an outbox row; return what happened."""
+    row = outbox.claim(outbox_id)
+    if row is None:
+        return "done-already"
+    notification = db.session.execute(
+        db.select(Notification)
+        .where(Notification.id == row.payload["notification_id"])
+        .with_for_update()
+    ).scalar_one()
+    now = utcnow()
+    if notification.status in FINAL_STATUSES:
+        outbox.complete(row, now)
+        db.session.commit()
+        return "done-already"
+    lease = timedelta(seconds=current_app.config["OUTBOX_LEASE_SECONDS"])
+    if notification.status == "sending" and notification.last_attempt_at > now - lease:
+        # Another worker is sending it right now; the relay re-checks after the lease.
+        db.session.rollback()
+        return "in-flight"
+
+    # Record before sending: a crash from here on leaves "sending", not "pending".
+    notification.status = "sending"
+    notification.attempts += 1
+    notification.last_attempt_at = now
+    db.session.commit()
+
+    request = db.session.get_one(QuoteRequest, notification.quote_request_id)
+    try:
+        sender_from_config(current_app.config).send(
+            notification.recipient, notification.mime.encode("ascii")
+        )
+    except SendError as error:
+        return _failed_attempt(outbox_id, notification, request, error)
+
+    row = db.session.get_one(OutboxMessage, outbox_id)
+    notification.status = "sent"
+    notification.sent_at = utcnow()
+    notification.last_error = None
+    outbox.complete(row)
+    _event(request, f"{notification.kind}_sent", None, notification)
+    db.session.commit()
+    log.info("sent %s for %s", notification.kind, request.reference)
+    return "sent"
+
+
+def _failed_attempt(
+    outbox_id: int, notification: Notification, request: QuoteRequest, error: SendError
+) -> str:
+    row = db.session.get_one(OutboxMessage, outbox_id)
+    notification.last_error = str(error)[:1000]
+    gave_up = error.permanent or (
+        notification.attempts >= current_app.config["NOTIFICATION_MAX_ATTEMPTS"]
+    )
+    if gave_up:
+        notification.status = "failed"
+        outbox.complete(row)
+        _event(request, f"{notification.kind}_failed", notification.last_error, notification)
+        # The SMTP reply may quote the address: it stays in the database, not the log.
+        log.warning("%s for %s failed", notification.kind, request.reference)
+    else:
+        notification.status = "pending"
+        outbox.retry_at(row, utcnow() + backoff(notification.attempts))
+        _event(request, f"{notification.kind}_deferred", notification.last_error, notification)
+    db.session.commit()
+    return "failed" if gave_up else "deferred"

@@ -1,0 +1,31 @@
+"""What the workers do with a received request: route it, then queue its emails."""
+
+from __future__ import annotations
+
+from quote_service.extensions import db
+from quote_service.models import QuoteRequest
+from quote_service.services import notifications, outbox, routing
+
+
+def process_received(outbox_id: int) -> str:
+    """Route the request of an outbox row and record its emails, in one transaction.
+
+    Running it twice changes nothing: the row is locked and completed with
+    the work, and a request that has left `received` is not routed again.
+    """
+    row = outbox.claim(outbox_id)
+    if row is None:
+        return "done-already"
+    request = db.session.execute(
+        db.select(QuoteRequest)
+        .where(QuoteRequest.id == row.payload["quote_request_id"])
+        .with_for_update()
+    ).scalar_one()
+    outcome = "skipped"
+    if request.status == "received":
+        decision = routing.decide(request)
+        notifications.after_routing(request, decision)
+        outcome = decision.outcome
+    outbox.complete(row)
+    db.session.commit()
+    return outcome

@@ -1,0 +1,150 @@
+"""Routing: choosing the clinic for a request, and recording why.
+
+A provider is eligible when it is active, treats the condition and is under
+its daily capacity (requests routed to it since midnight UTC). Among eligible
+providers, those speaking the patient's language are preferred; among those,
+load is shared by weight (weighted least-loaded: the lowest (load + 1) /
+weight wins, so over a day each gets a share proportional to its weight).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, time
+
+from quote_service.extensions import db
+from quote_service.models import Event, Provider, QuoteRequest, RoutingDecision, utcnow
+
+SYSTEM = "system"
+
+
+@dataclass
+class Candidate:
+    provider_id: int
+    slug: str
+    name: str
+    load: int
+    capacity: int
+    weight: int
+    active: bool
+    treats_condition: bool
+    speaks_language: bool
+    eligible: bool = False
+    chosen: bool = False
+    score: float | None = None
+    reasons: list[str] = field(default_factory=list)
+
+
+def evaluate(
+    providers: list[Provider], condition: str, language: str, loads: dict[int, int]
+) -> list[Candidate]:
+    """Judge every provider at the destination and mark the one chosen, if any."""
+    candidates = []
+    for provider in providers:
+        candidate = Candidate(
+            provider_id=provider.id,
+            slug=provider.slug,
+            name=provider.name,
+            load=loads.get(provider.id, 0),
+            capacity=provider.daily_capacity,
+            weight=provider.weight,
+            active=provider.active,
+            treats_condition=condition in {c.slug for c in provider.conditions},
+            speaks_language=language in provider.languages,
+        )
+        if not candidate.active:
+            candidate.reasons.append("inactive")
+        if not candidate.treats_condition:
+            candidate.reasons.append(f"does not treat {condition}")
+        if candidate.load >= candidate.capacity:
+            candidate.reasons.append(f"at daily capacity ({candidate.load}/{candidate.capacity})")
+        candidate.eligible = not candidate.reasons
+        candidates.append(candidate)
+
+    eligible = [c for c in candidates if c.eligible]
+    speakers = [c for c in eligible if c.speaks_language]
+    pool = speakers or eligible
+    for candidate in eligible:
+        if candidate in pool:
+            candidate.score = (candidate.load + 1) / max(candidate.weight, 1)
+        elif speakers:
+            candidate.reasons.append(f"does not speak {language}; others do")
+    if pool:
+        chosen = min(pool, key=lambda c: (c.score, -c.weight, c.slug))
+        chosen.chosen = True
+        chosen.reasons.append(
+            f"chosen: lowest load per weight ({chosen.load} today, weight {chosen.weight})"
+            + (f", speaks {language}" if chosen.speaks_language else "")
+        )
+    return candidates
+
+
+def loads_today(provider_ids: list[int], now: datetime) -> dict[int, int]:
+    """Requests routed to each provider since midnight UTC."""
+    if not provider_ids:
+        return {}
+    midnight = datetime.combine(now.date(), time.min, tzinfo=UTC)
+    rows = db.session.execute(
+        db.select(RoutingDecision.provider_id, db.func.count(RoutingDecision.id))
+        .where(
+            RoutingDecision.provider_id.in_(provider_ids),
+            RoutingDecision.outcome == "routed",
+            RoutingDecision.decided_at >= midnight,
+        )
+        .group_by(RoutingDecision.provider_id)
+    ).all()
+    return {provider_id: count for provider_id, count in rows}
+
+
+def latest_decision(quote_request_id: int) -> RoutingDecision | None:
+    return db.session.execute(
+        db.select(RoutingDecision)
+        .where(RoutingDecision.quote_request_id == quote_request_id)
+        .order_by(RoutingDecision.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def decide(request: QuoteRequest, actor: str = SYSTEM, note: str | None = None) -> RoutingDecision:
+    """Route one request now and record the decision; the caller commits.
+
+    The destination's providers are locked (PostgreSQL) so that two workers
+    routing at once cannot both take a clinic's last slot of the day.
+    """
+    now = utcnow()
+    providers = list(
+        db.session.execute(
+            db.select(Provider)
+            .where(Provider.destination_code == request.destination_code)
+            .order_by(Provider.id)
+            .with_for_update()
+        ).scalars()
+    )
+    loads = loads_today([p.id for p in providers], now)
+    candidates = evaluate(providers, request.condition_slug, request.preferred_language, loads)
+    chosen = next((c for c in candidates if c.chosen), None)
+    decision = RoutingDecision(
+        quote_request_id=request.id,
+        outcome="routed" if chosen else "unroutable",
+        provider_id=chosen.provider_id if chosen else None,
+        candidates=[asdict(c) for c in candidates],
+        actor=actor,
+        note=note,
+        decided_at=now,
+    )
+    db.session.add(decision)
+    request.status = decision.outcome
+    request.provider_id = decision.provider_id
+    request.updated_at = now
+    db.session.add(
+        Event(
+            quote_request=request,
+            type=decision.outcome,
+            actor=actor,
+            at=now,
+            note=f"Routed to {chosen.name}." if chosen else "No eligible provider.",
+            data={"provider_id": decision.provider_id},
+        )
+    )
+    db.session.flush()
+    return decision

@@ -1,0 +1,20 @@
+"""Thin, named tasks: each takes an outbox row id and hands the work to a service."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from quote_service.services import notifications, pipeline
+
+# acks_late + reject_on_worker_lost (set app-wide): a task killed mid-way is
+# delivered again; the services make a second run change nothing.
+
+
+@shared_task(name="quote.route_request")
+def route_request(outbox_id: int) -> str:
+    return pipeline.process_received(outbox_id)
+
+
+@shared_task(name="quote.send_notification")
+def send_notification(outbox_id: int) -> str:
+    return notifications.deliver(outbox_id)
