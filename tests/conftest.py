@@ -15,7 +15,10 @@ from sqlalchemy import text
 from quote_service import create_app
 from quote_service.extensions import db
 from quote_service.services.seed import seed_catalog
-from tests.support.servers import Server, ensure_postgres, ensure_redis
+from tests.support.servers import Server, ensure_postgres, ensure_redis, free_port
+from tests.support.smtp import SmtpSink
+
+pytest_plugins = ["tests.routing_fixtures"]
 
 # Tables that requests write; the catalog tables are seeded once per session.
 ACTIVITY_TABLES = (
@@ -41,13 +44,39 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def smtp_sink() -> Iterator[SmtpSink]:
+    sink = SmtpSink(free_port())
+    sink.start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture
+def smtp(smtp_sink: SmtpSink) -> Iterator[SmtpSink]:
+    """The session's SMTP server, emptied before and after the test."""
+    smtp_sink.reset()
+    yield smtp_sink
+    smtp_sink.reset()
+
+
 def base_config(database_url: str, **overrides: Any) -> dict[str, Any]:
     return {
         "TESTING": True,
         "SQLALCHEMY_DATABASE_URI": database_url,
         "REDIS_URL": "",
+        "COORDINATORS_EMAIL": "coordinators@quote-service.example",
+        # Short retries and leases keep fault tests quick; they are bounded anyway.
+        "NOTIFICATION_RETRY_BASE_SECONDS": 0.2,
+        "NOTIFICATION_RETRY_MAX_SECONDS": 1.0,
+        "OUTBOX_LEASE_SECONDS": 5,
+        "OUTBOX_RELAY_SECONDS": 0.1,
         **overrides,
     }
+
+
+def smtp_config(sink: SmtpSink) -> dict[str, Any]:
+    return {"SMTP_HOST": sink.host, "SMTP_PORT": sink.port, "SMTP_TIMEOUT_SECONDS": 5}
 
 
 def reset_database(app: Flask) -> None:
@@ -62,8 +91,8 @@ def reset_database(app: Flask) -> None:
 
 
 @pytest.fixture(scope="session")
-def app(postgres: Server) -> Iterator[Flask]:
-    app = create_app(base_config(postgres.url))
+def app(postgres: Server, smtp_sink: SmtpSink) -> Iterator[Flask]:
+    app = create_app(base_config(postgres.url, **smtp_config(smtp_sink)))
     reset_database(app)
     yield app
     with app.app_context():
@@ -105,7 +134,11 @@ def runner(app: Flask) -> FlaskCliRunner:
 @pytest.fixture
 def sqlite_app(tmp_path: Path) -> Iterator[Flask]:
     """The embedded default: an SQLite file, migrated and seeded like `make run` does."""
-    app = create_app(base_config(f"sqlite:///{tmp_path / 'quote_service.sqlite3'}"))
+    app = create_app(
+        base_config(
+            f"sqlite:///{tmp_path / 'quote_service.sqlite3'}", MAIL_DIR=str(tmp_path / "mail")
+        )
+    )
     reset_database(app)
     yield app
     with app.app_context():

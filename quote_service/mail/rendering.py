@@ -58,8 +58,10 @@ def build_message(sender: str, recipient: str, rendered: Rendered) -> EmailMessa
     message["Date"] = formatdate(usegmt=True)
     domain = parseaddr(sender)[1].rpartition("@")[2] or "quote-service.invalid"
     message["Message-ID"] = make_msgid(domain=domain)
-    message.set_content(rendered.text)
-    message.add_alternative(rendered.html, subtype="html")
+    # Quoted-printable keeps the message 7-bit: any relay accepts it, and the
+    # bytes stored for a retry are plain ASCII.
+    message.set_content(rendered.text, cte="quoted-printable")
+    message.add_alternative(rendered.html, subtype="html", cte="quoted-printable")
     return message
 
 
