@@ -31,7 +31,7 @@ def environment(override_dir: str | None = None) -> jinja2.Environment:
     loaders.append(jinja2.FileSystemLoader(str(PACKAGE_TEMPLATES)))
     return jinja2.Environment(
         loader=jinja2.ChoiceLoader(loaders),
-        autoescape=jinja2.select_autoescape(["html"]),
+        autoescape=jinja2.select_autoescape(["html", "html.j2"]),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -49,11 +49,16 @@ def render(env: jinja2.Environment, kind: str, language: str, context: dict[str,
     )
 
 
-def build_message(sender: str, recipient: str, rendered: Rendered) -> EmailMessage:
+def build_message(
+    sender: str, recipient: str, rendered: Rendered, reply_to: str | None = None
+) -> EmailMessage:
     """A multipart/alternative message with a fresh Message-ID."""
     message = EmailMessage(policy=SMTP)
     message["From"] = sender
     message["To"] = Address(addr_spec=recipient)
+    if reply_to:
+        # Replies from patients and clinics reach the coordinators, not no-reply.
+        message["Reply-To"] = reply_to
     message["Subject"] = rendered.subject
     message["Date"] = formatdate(usegmt=True)
     domain = parseaddr(sender)[1].rpartition("@")[2] or "quote-service.invalid"

@@ -110,7 +110,9 @@ def _record(
     """Render, check and record one notification, with an outbox row when it may go."""
     config = current_app.config
     rendered = render(environment(config["MAIL_TEMPLATES_DIR"] or None), kind, language, context)
-    message = build_message(config["MAIL_FROM"], recipient, rendered)
+    message = build_message(
+        config["MAIL_FROM"], recipient, rendered, reply_to=config["COORDINATORS_EMAIL"]
+    )
     raw = message.as_bytes()
     notification = Notification(
         quote_request_id=request.id,
