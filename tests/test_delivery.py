@@ -1,0 +1,169 @@
+"""Delivery over real SMTP (aiosmtpd): retries on 4xx, none on 5xx, never twice."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from quote_service.extensions import db
+from quote_service.models import Event, Notification, OutboxMessage, utcnow
+from quote_service.services import notifications, pipeline
+from tests.routing_fixtures import received_row, submit
+from tests.support.servers import free_port
+
+
+def acknowledgement_row() -> tuple[Notification, OutboxMessage]:
+    """Route a fresh request and return its acknowledgement and that email's outbox row."""
+    request = submit(destination="BE", condition="stroke")
+    pipeline.process_received(received_row(request).id)
+    ack = db.session.execute(
+        db.select(Notification).where(
+            Notification.quote_request_id == request.id,
+            Notification.kind == "acknowledgement",
+        )
+    ).scalar_one()
+    row = db.session.execute(
+        db.select(OutboxMessage).where(
+            OutboxMessage.topic == "notification.send",
+            OutboxMessage.payload["notification_id"].as_integer() == ack.id,
+        )
+    ).scalar_one()
+    return ack, row
+
+
+def reload(*objects) -> None:
+    db.session.expire_all()
+    for obj in objects:
+        db.session.refresh(obj)
+
+
+def event_types(request_id: int) -> list[str]:
+    return list(
+        db.session.execute(
+            db.select(Event.type).where(Event.quote_request_id == request_id).order_by(Event.id)
+        ).scalars()
+    )
+
+
+def test_a_sent_email_is_recorded_once(app_context, smtp):
+    ack, row = acknowledgement_row()
+    assert notifications.deliver(row.id) == "sent"
+    reload(ack, row)
+    assert ack.status == "sent"
+    assert ack.attempts == 1
+    assert ack.sent_at is not None
+    assert row.completed_at is not None
+    [received] = smtp.received
+    assert received.recipients == [ack.recipient]
+    assert received.message["Message-ID"] == ack.message_id
+    assert "acknowledgement_sent" in event_types(ack.quote_request_id)
+
+
+def test_421_then_success_sends_once(app_context, smtp):
+    ack, row = acknowledgement_row()
+    smtp.reply_next("421 4.3.2 Service not available, try later")
+
+    assert notifications.deliver(row.id) == "deferred"
+    reload(ack, row)
+    assert ack.status == "pending"
+    assert ack.attempts == 1
+    assert ack.last_error.startswith("421")
+    assert row.completed_at is None
+    assert row.available_at > utcnow()  # due again after a backoff
+    assert smtp.received == []
+
+    row.available_at = utcnow() - timedelta(seconds=1)  # the backoff has passed
+    db.session.commit()
+    assert notifications.deliver(row.id) == "sent"
+    reload(ack)
+    assert ack.status == "sent"
+    assert ack.attempts == 2
+    assert len(smtp.to(ack.recipient)) == 1
+    assert event_types(ack.quote_request_id)[-2:] == [
+        "acknowledgement_deferred",
+        "acknowledgement_sent",
+    ]
+
+
+def test_550_is_permanent_and_not_retried(app_context, smtp):
+    ack, row = acknowledgement_row()
+    smtp.reply_next("550 5.1.1 Mailbox unavailable")
+
+    assert notifications.deliver(row.id) == "failed"
+    reload(ack, row)
+    assert ack.status == "failed"
+    assert ack.attempts == 1
+    assert ack.last_error.startswith("550")
+    assert row.completed_at is not None  # never published again
+    assert notifications.deliver(row.id) == "done-already"
+    assert smtp.received == []
+    assert "acknowledgement_failed" in event_types(ack.quote_request_id)
+
+
+def test_retries_are_bounded(app_context, smtp, app):
+    ack, row = acknowledgement_row()
+    attempts = app.config["NOTIFICATION_MAX_ATTEMPTS"]
+    smtp.reply_next(*["451 4.7.1 Greylisted"] * attempts)
+    outcomes = []
+    for _ in range(attempts):
+        outcomes.append(notifications.deliver(row.id))
+        row.available_at = utcnow()
+        db.session.commit()
+    assert outcomes == ["deferred"] * (attempts - 1) + ["failed"]
+    reload(ack, row)
+    assert (ack.status, ack.attempts) == ("failed", attempts)
+    assert row.completed_at is not None
+
+
+def test_backoff_grows_with_jitter_and_a_cap(app_context, app):
+    base = app.config["NOTIFICATION_RETRY_BASE_SECONDS"]
+    cap = app.config["NOTIFICATION_RETRY_MAX_SECONDS"]
+    for attempts in range(1, 8):
+        ceiling = min(cap, base * 2 ** (attempts - 1))
+        delays = {notifications.backoff(attempts).total_seconds() for _ in range(20)}
+        assert all(ceiling / 2 <= d <= ceiling for d in delays)
+        assert len(delays) > 1  # jitter
+
+
+def test_connection_refused_is_retried(app_context, smtp, app):
+    ack, row = acknowledgement_row()
+    dead_port = free_port()  # nothing listens there
+    original = app.config["SMTP_PORT"]
+    app.config["SMTP_PORT"] = dead_port
+    try:
+        assert notifications.deliver(row.id) == "deferred"
+    finally:
+        app.config["SMTP_PORT"] = original
+    reload(ack)
+    assert ack.status == "pending"
+    assert ack.last_error.startswith("connection")
+
+
+def test_the_same_delivery_twice_sends_once(app_context, smtp):
+    ack, row = acknowledgement_row()
+    assert notifications.deliver(row.id) == "sent"
+    assert notifications.deliver(row.id) == "done-already"
+    # Even a row re-opened by hand does not send a sent notification again.
+    row = db.session.get_one(OutboxMessage, row.id)
+    row.completed_at = None
+    db.session.commit()
+    assert notifications.deliver(row.id) == "done-already"
+    assert len(smtp.received) == 1
+
+
+def test_a_notification_being_sent_elsewhere_is_left_alone(app_context, smtp):
+    ack, row = acknowledgement_row()
+    ack.status = "sending"
+    ack.last_attempt_at = utcnow()
+    db.session.commit()
+    assert notifications.deliver(row.id) == "in-flight"
+    assert smtp.received == []
+
+
+def test_a_send_interrupted_past_its_lease_is_sent_again(app_context, smtp, app):
+    ack, row = acknowledgement_row()
+    ack.status = "sending"  # a worker died mid-send, long ago
+    ack.last_attempt_at = utcnow() - timedelta(seconds=app.config["OUTBOX_LEASE_SECONDS"] + 1)
+    db.session.commit()
+    assert notifications.deliver(row.id) == "sent"
+    [received] = smtp.received
+    assert received.message["Message-ID"] == ack.message_id  # same message, same id
