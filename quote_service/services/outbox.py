@@ -29,7 +29,7 @@ TASK_FOR_TOPIC = {
     TOPIC_SEND: "quote.send_notification",
 }
 
-Publish = Callable[[str, int], None]
+Publish = Callable[[str, int, Any], None]
 
 
 def enqueue(topic: str, payload: dict[str, int], now: datetime | None = None) -> OutboxMessage:
@@ -40,11 +40,12 @@ def enqueue(topic: str, payload: dict[str, int], now: datetime | None = None) ->
     return row
 
 
-def publish_with_celery(task_name: str, outbox_id: int) -> None:
-    celery = current_app.extensions["celery"]
+def publish_with_celery(task_name: str, outbox_id: int, connection: Any) -> None:
     # No publish retries: with the broker down the relay fails fast and the
     # rows stay due for its next round.
-    celery.send_task(task_name, args=[outbox_id], retry=False)
+    current_app.extensions["celery"].send_task(
+        task_name, args=[outbox_id], connection=connection, retry=False
+    )
 
 
 def relay_once(publish: Publish | None = None, batch_size: int | None = None) -> int:
@@ -63,12 +64,18 @@ def relay_once(publish: Publish | None = None, batch_size: int | None = None) ->
             .with_for_update(skip_locked=True)
         ).scalars()
     )
+    if not rows:
+        db.session.rollback()
+        return 0
     try:
-        for row in rows:
-            publish(TASK_FOR_TOPIC[row.topic], row.id)
-            row.published_at = now
-            row.publish_count += 1
-            row.available_at = now + lease
+        # A fresh broker connection per batch: after an outage no stale pooled
+        # connection can keep failing the relay.
+        with current_app.extensions["celery"].connection_for_write() as connection:
+            for row in rows:
+                publish(TASK_FOR_TOPIC[row.topic], row.id, connection)
+                row.published_at = now
+                row.publish_count += 1
+                row.available_at = now + lease
     except Exception:
         db.session.rollback()
         raise
