@@ -160,7 +160,7 @@ VISIBILITY_TIMEOUT = 2 * 3600
 def celery_settings(redis_url: str) -> dict[str, Any]:
     """Celery configuration; with no REDIS_URL, an in-process broker for `make run`."""
     return {
-        "broker_url": redis_url or "memory://",
+        "broker_url": redis_url or "memory://localhost/",
         "task_ignore_result": True,
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,

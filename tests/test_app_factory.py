@@ -19,7 +19,7 @@ def test_defaults_need_no_variable(tmp_path):
     assert settings["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path / 'quote_service.sqlite3'}"
     assert settings["SMTP_STARTTLS"] is False
     assert settings["OUTBOX_RELAY_SECONDS"] == 1
-    assert settings["CELERY"]["broker_url"] == "memory://"
+    assert settings["CELERY"]["broker_url"] == "memory://localhost/"
 
 
 @pytest.mark.parametrize(
