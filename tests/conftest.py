@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +112,22 @@ def clean_activity_tables(request: pytest.FixtureRequest) -> Iterator[None]:
             connection.execute(
                 text(f"TRUNCATE {', '.join(ACTIVITY_TABLES)} RESTART IDENTITY CASCADE")
             )
+
+
+@pytest.fixture
+def make_app() -> Iterator[Callable[[dict[str, Any]], Flask]]:
+    """Build extra apps (other settings); their connection pools are closed afterwards."""
+    apps: list[Flask] = []
+
+    def make(config: dict[str, Any]) -> Flask:
+        app = create_app(config)
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        with app.app_context():
+            db.engine.dispose()
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from quote_service import create_app
 from quote_service.extensions import db
 from quote_service.mail.rendering import PACKAGE_TEMPLATES
 from quote_service.models import Disclaimer, Event, Notification, OutboxMessage
@@ -158,13 +157,13 @@ def test_provider_email_carries_the_minimum(app_context, smtp):
 
 
 def test_guard_blocks_an_acknowledgement_missing_a_disclaimer(
-    postgres: Server, app: Flask, smtp, tmp_path: Path
+    postgres: Server, app: Flask, smtp, tmp_path: Path, make_app
 ):
     # A deployment's template override that forgot the disclaimers loop.
     original = (PACKAGE_TEMPLATES / "acknowledgement.en.txt.j2").read_text(encoding="utf-8")
     broken = original.split("{% for d in disclaimers")[0] + "\n(no disclaimers here)\n"
     (tmp_path / "acknowledgement.en.txt.j2").write_text(broken, encoding="utf-8")
-    broken_app = create_app(base_config(postgres.url, MAIL_TEMPLATES_DIR=str(tmp_path)))
+    broken_app = make_app(base_config(postgres.url, MAIL_TEMPLATES_DIR=str(tmp_path)))
 
     with broken_app.app_context():
         request = submit(destination="BE", condition="stroke", preferred_language="en")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask.testing import FlaskClient
 
-from quote_service import create_app
 from tests.conftest import base_config
 from tests.support.servers import Server
 
@@ -30,8 +29,8 @@ def test_wrong_method_is_405(client: FlaskClient):
     assert "GET" in response.headers["Allow"]
 
 
-def test_unexpected_exception_is_a_json_500_without_details(postgres: Server):
-    app = create_app(base_config(postgres.url))
+def test_unexpected_exception_is_a_json_500_without_details(postgres: Server, make_app):
+    app = make_app(base_config(postgres.url))
 
     @app.route("/boom-for-test")
     def boom() -> str:
@@ -45,9 +44,9 @@ def test_unexpected_exception_is_a_json_500_without_details(postgres: Server):
     assert "Traceback" not in response.get_data(as_text=True)
 
 
-def test_database_down_is_503():
+def test_database_down_is_503(make_app):
     # Port 1 on loopback: nothing listens there, the connection is refused at once.
-    app = create_app(base_config("postgresql://postgres@127.0.0.1:1/none"))
+    app = make_app(base_config("postgresql://postgres@127.0.0.1:1/none"))
     response = app.test_client().get("/api/v1/catalog")
     assert response.status_code == 503
     assert envelope(response)["code"] == "service_unavailable"

@@ -11,7 +11,6 @@ import redis
 from celery.contrib.testing.worker import start_worker
 from flask import Flask
 
-from quote_service import create_app
 from quote_service.extensions import db
 from quote_service.models import Notification, OutboxMessage
 from quote_service.services.catalog import disclaimers_in_scope
@@ -24,8 +23,8 @@ from worker.relay import OutboxRelayStep
 URL = "/api/v1/quote-requests"
 
 
-def pipeline_app(database_url: str, redis_url: str, sink: SmtpSink) -> Flask:
-    app = create_app(base_config(database_url, REDIS_URL=redis_url, **smtp_config(sink)))
+def pipeline_app(make_app, database_url: str, redis_url: str, sink: SmtpSink) -> Flask:
+    app = make_app(base_config(database_url, REDIS_URL=redis_url, **smtp_config(sink)))
     app.extensions["celery"].steps["worker"].add(OutboxRelayStep)
     return app
 
@@ -62,9 +61,10 @@ def statuses(app: Flask) -> list[tuple[str, str]]:
 
 
 @pytest.fixture
-def worker_app(postgres: Server, redis_server: Server, smtp) -> Iterator[Flask]:
-    redis.Redis.from_url(redis_server.url).flushdb()
-    app = pipeline_app(postgres.url, redis_server.url, smtp)
+def worker_app(postgres: Server, redis_server: Server, smtp, make_app) -> Iterator[Flask]:
+    with redis.Redis.from_url(redis_server.url) as client:
+        client.flushdb()
+    app = pipeline_app(make_app, postgres.url, redis_server.url, smtp)
     with running_worker(app):
         yield app
 
@@ -136,10 +136,10 @@ def test_550_through_the_worker_is_not_retried(worker_app: Flask, app, smtp):
     assert smtp.to("nobody@example.org") == []
 
 
-def test_redis_down_during_post_then_the_relay_delivers(postgres: Server, app, smtp):
+def test_redis_down_during_post_then_the_relay_delivers(postgres: Server, app, smtp, make_app):
     broker = start_redis_server()
     try:
-        worker_app = pipeline_app(postgres.url, broker.url, smtp)
+        worker_app = pipeline_app(make_app, postgres.url, broker.url, smtp)
         with running_worker(worker_app):
             broker.kill()
             client = worker_app.test_client()
