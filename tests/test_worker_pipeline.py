@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -67,6 +68,8 @@ def worker_app(postgres: Server, redis_server: Server, smtp, make_app) -> Iterat
     app = pipeline_app(make_app, postgres.url, redis_server.url, smtp)
     with running_worker(app):
         yield app
+    # The relay stops with its worker; a leftover would publish other tests' rows.
+    assert "outbox-relay" not in [thread.name for thread in threading.enumerate()]
 
 
 def test_a_post_gives_one_acknowledgement_and_one_provider_email(worker_app: Flask, app, smtp):

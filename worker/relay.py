@@ -11,6 +11,7 @@ import logging
 import threading
 
 from celery import bootsteps
+from celery.worker import WorkController
 from flask import Flask
 
 from quote_service.extensions import db
@@ -55,17 +56,11 @@ class OutboxRelay:
 
 
 class OutboxRelayStep(bootsteps.StartStopStep):
-    """Runs an OutboxRelay for the life of the worker."""
+    """Runs an OutboxRelay for the life of the worker.
 
-    def __init__(self, worker, **kwargs) -> None:  # noqa: ANN001 - Celery's signature
-        super().__init__(worker, **kwargs)
-        self.relay: OutboxRelay | None = None
+    The relay is the step's `obj`, so Celery starts it, and stops it on a warm
+    or a cold shutdown alike.
+    """
 
-    def start(self, worker) -> None:  # noqa: ANN001
-        flask_app = worker.app.flask_app
-        self.relay = OutboxRelay(flask_app)
-        self.relay.start()
-
-    def stop(self, worker) -> None:  # noqa: ANN001
-        if self.relay is not None:
-            self.relay.stop()
+    def create(self, worker: WorkController) -> OutboxRelay:
+        return OutboxRelay(worker.app.flask_app)

@@ -19,10 +19,12 @@ from quote_service.models.outbox import OutboxMessage
 from quote_service.models.provider import Provider, provider_condition
 from quote_service.models.quote_request import STATUSES, Event, QuoteRequest
 from quote_service.models.routing import RoutingDecision
+from quote_service.models.user import ROLES, User
 
 __all__ = [
     "NOTIFICATION_KINDS",
     "NOTIFICATION_STATUSES",
+    "ROLES",
     "STATUSES",
     "Base",
     "Condition",
@@ -38,6 +40,7 @@ __all__ = [
     "RoutingDecision",
     "Treatment",
     "UTCDateTime",
+    "User",
     "destination_condition",
     "provider_condition",
     "utcnow",

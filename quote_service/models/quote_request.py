@@ -53,6 +53,9 @@ class QuoteRequest(Base):
     consented_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     provider_id: Mapped[int | None] = mapped_column(ForeignKey("provider.id"))
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    # Bumped by every coordinator change; stale writers get 409/412 (the ETag).
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
 
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
@@ -69,6 +72,7 @@ class QuoteRequest(Base):
         Index("ix_quote_request_destination_created", "destination_code", "created_at", "id"),
         Index("ix_quote_request_condition_created", "condition_slug", "created_at", "id"),
         Index("ix_quote_request_provider_created", "provider_id", "created_at", "id"),
+        Index("ix_quote_request_assignee_created", "assignee_id", "created_at", "id"),
         Index("ix_quote_request_email", "email"),
     )
 
