@@ -8,6 +8,9 @@ import click
 from flask import Flask
 from flask.cli import with_appcontext
 
+from quote_service.errors import ServiceError
+from quote_service.models import ROLES
+from quote_service.services import users
 from quote_service.services.seed import SeedError, seed_catalog
 
 
@@ -34,5 +37,54 @@ def seed_command(path: Path | None) -> None:
     click.echo("catalog up to date" if not report.changed else "catalog loaded")
 
 
+@click.group("users")
+def users_group() -> None:
+    """Coordinators and admins, and their API tokens."""
+
+
+@users_group.command("create")
+@click.option("--email", required=True)
+@click.option("--role", required=True, type=click.Choice(ROLES))
+@with_appcontext
+def create_user_command(email: str, role: str) -> None:
+    """Create a user and print its token once, alone on the last line."""
+    try:
+        user, token = users.create_user(email, role)
+    except ServiceError as error:
+        raise click.ClickException(_describe(error)) from None
+    click.echo(f"created {user.role} {user.email}; the token is shown once:")
+    click.echo(token)
+
+
+@users_group.command("revoke")
+@click.option("--email", required=True)
+@with_appcontext
+def revoke_user_command(email: str) -> None:
+    """Revoke a user's token at once."""
+    try:
+        user = users.revoke_user(email)
+    except ServiceError as error:
+        raise click.ClickException(_describe(error)) from None
+    click.echo(f"revoked {user.email}")
+
+
+@users_group.command("list")
+@with_appcontext
+def list_users_command() -> None:
+    """Every user: role, state, and when its token was last used."""
+    for user in users.list_users():
+        state = "revoked" if user.revoked_at else "active"
+        last_used = (
+            user.last_used_at.isoformat(timespec="seconds") if user.last_used_at else "never"
+        )
+        click.echo(f"{user.id}\t{user.email}\t{user.role}\t{state}\tlast used {last_used}")
+
+
+def _describe(error: ServiceError) -> str:
+    details = "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in error.fields.items())
+    return f"{error.message} {details}".strip()
+
+
 def register_commands(app: Flask) -> None:
     app.cli.add_command(seed_command)
+    app.cli.add_command(users_group)

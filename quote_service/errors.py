@@ -152,7 +152,8 @@ def handle_http_exception(error: HTTPException) -> Response:
 
 
 def handle_service_error(error: ServiceError) -> Response:
-    return error_response(error.status, error.code, error.message, error.fields)
+    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+    return error_response(error.status, error.code, error.message, error.fields, headers)
 
 
 def handle_database_unavailable(error: DBAPIError) -> Response:

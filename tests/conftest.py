@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from sqlalchemy import text
 from quote_service import create_app
 from quote_service.extensions import db
 from quote_service.services.seed import seed_catalog
+from quote_service.services.users import create_user
 from tests.support.servers import Server, ensure_postgres, ensure_redis, free_port
 from tests.support.smtp import SmtpSink
 
@@ -27,6 +29,7 @@ ACTIVITY_TABLES = (
     "outbox_message",
     "routing_decision",
     "quote_request",
+    "user_account",
 )
 
 
@@ -135,6 +138,40 @@ def app_context(app: Flask) -> Iterator[None]:
     with app.app_context():
         yield
         db.session.remove()
+
+
+@dataclass
+class Caller:
+    """A user of the coordinators' API, with the headers that authenticate it."""
+
+    id: int
+    email: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def make_user(app: Flask, email: str, role: str) -> Caller:
+    with app.app_context():
+        user, token = create_user(email, role)
+        return Caller(user.id, user.email, token)
+
+
+@pytest.fixture
+def coordinator(app: Flask) -> Caller:
+    return make_user(app, "coordinator@quote-service.example", "coordinator")
+
+
+@pytest.fixture
+def other_coordinator(app: Flask) -> Caller:
+    return make_user(app, "second.coordinator@quote-service.example", "coordinator")
+
+
+@pytest.fixture
+def admin(app: Flask) -> Caller:
+    return make_user(app, "admin@quote-service.example", "admin")
 
 
 @pytest.fixture

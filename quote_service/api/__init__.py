@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from quote_service.api import catalog, intake, operations
+from quote_service.api import catalog, intake, operations, queue
+from quote_service.api.auth import SECURITY_SCHEMES
 from quote_service.extensions import api
+
+BLUEPRINT_MODULES = (catalog, intake, queue, operations)
 
 
 def register_blueprints() -> None:
-    for module in (catalog, intake, operations):
+    for name, scheme in SECURITY_SCHEMES.items():
+        api.spec.components.security_scheme(name, scheme)
+    for module in BLUEPRINT_MODULES:
         api.register_blueprint(module.blp)
