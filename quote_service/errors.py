@@ -24,10 +24,17 @@ class ServiceError(Exception):
     status = 400
     code = "bad_request"
 
-    def __init__(self, message: str, fields: FieldErrors | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        fields: FieldErrors | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.fields = fields or {}
+        # Extra members of the error object, e.g. the allowed transitions of a 409.
+        self.extra = extra or {}
 
 
 class InvalidFields(ServiceError):
@@ -46,6 +53,16 @@ class NotFound(ServiceError):
 class Conflict(ServiceError):
     status = 409
     code = "conflict"
+
+
+class PreconditionFailed(ServiceError):
+    status = 412
+    code = "precondition_failed"
+
+
+class PreconditionRequired(ServiceError):
+    status = 428
+    code = "precondition_required"
 
 
 class DependencyUnavailable(ServiceError):
@@ -92,10 +109,12 @@ def error_response(
     message: str,
     fields: Mapping[str, list[str]] | None = None,
     headers: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> Response:
     body: dict[str, Any] = {"code": code, "message": message}
     if fields:
         body["fields"] = dict(fields)
+    body.update(extra or {})
     response = jsonify({"error": body})
     response.status_code = status
     for name, value in (headers or {}).items():
@@ -153,7 +172,9 @@ def handle_http_exception(error: HTTPException) -> Response:
 
 def handle_service_error(error: ServiceError) -> Response:
     headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
-    return error_response(error.status, error.code, error.message, error.fields, headers)
+    return error_response(
+        error.status, error.code, error.message, error.fields, headers, error.extra
+    )
 
 
 def handle_database_unavailable(error: DBAPIError) -> Response:

@@ -1,8 +1,33 @@
-"""The coordinators' queue: list, detail, workflow and actions on quote requests."""
+"""The coordinators' queue: list, detail, workflow and actions on quote requests.
+
+`requires()` sits above the argument parsing on purpose: a caller without a
+valid token gets 401 before any validation message tells it about the API.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+from flask import request
+
+from quote_service.api.auth import COORDINATOR, actor, current_user, requires
 from quote_service.api.parsing import Blueprint
+from quote_service.errors import InvalidFields
+from quote_service.models import Event, Notification, QuoteRequest
+from quote_service.schemas.queue import (
+    AssignmentInSchema,
+    EventSchema,
+    NoteInSchema,
+    NotificationSchema,
+    QueueItemSchema,
+    QueuePageSchema,
+    QueueQuerySchema,
+    RequestDetailSchema,
+    ResendInSchema,
+    RouteInSchema,
+    TransitionInSchema,
+)
+from quote_service.services import queue, workflow
 
 blp = Blueprint(
     "queue",
@@ -10,3 +35,106 @@ blp = Blueprint(
     url_prefix="/api/v1",
     description="Coordinators: the queue of quote requests (bearer token)",
 )
+
+ITEM = "/quote-requests/<string:reference>"
+Headers = dict[str, str]
+
+
+def etag(quote_request: QuoteRequest) -> Headers:
+    return {"ETag": f'"{quote_request.version}"'}
+
+
+def expected_version(body: dict[str, Any]) -> tuple[int | None, bool]:
+    """The version the caller read: If-Match (ETag) first, else `version` in the body."""
+    header = request.headers.get("If-Match")
+    if header:
+        value = header.strip().removeprefix("W/").strip('"')
+        if not value.isdigit():
+            raise InvalidFields({"If-Match": ['Send the ETag of the request, e.g. "3".']})
+        return int(value), True
+    return body.get("version"), False
+
+
+@blp.route("/quote-requests")
+@blp.doc(security=COORDINATOR)
+@requires("coordinator")
+@blp.arguments(QueueQuerySchema, location="query")
+@blp.response(200, QueuePageSchema)
+def list_quote_requests(filters: dict[str, Any]) -> dict[str, Any]:
+    """The queue: filter, search and page through requests (keyset cursor)"""
+    items, next_cursor = queue.list_requests(filters, current_user().id)
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@blp.route(ITEM)
+@blp.doc(security=COORDINATOR)
+@requires("coordinator")
+@blp.response(200, RequestDetailSchema)
+def get_quote_request(reference: str) -> tuple[dict[str, Any], Headers]:
+    """One request: its data, routing decision, notifications and timeline"""
+    detail = queue.detail(reference)
+    return detail, {"ETag": f'"{detail["version"]}"'}
+
+
+@blp.route(f"{ITEM}/transitions", methods=["POST"])
+@blp.doc(security=COORDINATOR)
+@requires("coordinator")
+@blp.arguments(TransitionInSchema)
+@blp.response(200, QueueItemSchema)
+@blp.alt_response(409, description="Illegal move (the error lists `allowed`) or stale version.")
+@blp.alt_response(412, description="If-Match names a stale version.")
+@blp.alt_response(428, description="Neither If-Match nor `version` was sent.")
+def transition(body: dict[str, Any], reference: str) -> tuple[QuoteRequest, Headers]:
+    """Move a request through the workflow"""
+    version, from_header = expected_version(body)
+    result = workflow.transition(
+        reference, body["to"], body.get("note"), actor(), version, from_header
+    )
+    return result, etag(result)
+
+
+@blp.route(f"{ITEM}/assignment", methods=["POST"])
+@blp.doc(security=COORDINATOR)
+@requires("coordinator")
+@blp.arguments(AssignmentInSchema)
+@blp.response(200, QueueItemSchema)
+def assign(body: dict[str, Any], reference: str) -> tuple[QuoteRequest, Headers]:
+    """Claim (`me`), assign to a user id, or unassign (null)"""
+    version, from_header = expected_version(body)
+    assignee = current_user().id if body["assignee"] == "me" else body["assignee"]
+    result = workflow.assign(reference, assignee, body.get("note"), actor(), version, from_header)
+    return result, etag(result)
+
+
+@blp.route(f"{ITEM}/notes", methods=["POST"])
+@blp.doc(security=COORDINATOR)
+@requires("coordinator")
+@blp.arguments(NoteInSchema)
+@blp.response(201, EventSchema)
+def add_note(body: dict[str, Any], reference: str) -> Event:
+    """Add a note to the timeline"""
+    return workflow.add_note(reference, body["note"], actor())
+
+
+@blp.route(f"{ITEM}/route", methods=["POST"])
+@blp.doc(security=COORDINATOR)
+@requires("coordinator")
+@blp.arguments(RouteInSchema)
+@blp.response(200, QueueItemSchema)
+def reroute(body: dict[str, Any], reference: str) -> tuple[QuoteRequest, Headers]:
+    """Route again, or to a provider you choose; the new provider is emailed"""
+    version, from_header = expected_version(body)
+    result = workflow.reroute(
+        reference, body["provider_id"], body.get("note"), actor(), version, from_header
+    )
+    return result, etag(result)
+
+
+@blp.route(f"{ITEM}/acknowledgement", methods=["POST"])
+@blp.doc(security=COORDINATOR)
+@requires("coordinator")
+@blp.arguments(ResendInSchema)
+@blp.response(201, NotificationSchema)
+def resend_acknowledgement(body: dict[str, Any], reference: str) -> Notification:
+    """Send the acknowledgement again, through the same disclaimer guard"""
+    return workflow.resend_acknowledgement(reference, body.get("note"), actor())

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, Date, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from quote_service.models.base import Base, UTCDateTime, utcnow
+
+if TYPE_CHECKING:
+    from quote_service.models.provider import Provider
+    from quote_service.models.user import User
 
 STATUSES = (
     "received",
@@ -60,6 +64,8 @@ class QuoteRequest(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
+    provider: Mapped[Provider | None] = relationship("Provider")
+    assignee: Mapped[User | None] = relationship("User")
     events: Mapped[list[Event]] = relationship(
         back_populates="quote_request", order_by="Event.id", cascade="all, delete-orphan"
     )

@@ -105,9 +105,19 @@ def latest_decision(quote_request_id: int) -> RoutingDecision | None:
     ).scalar_one_or_none()
 
 
-def decide(request: QuoteRequest, actor: str = SYSTEM, note: str | None = None) -> RoutingDecision:
+def decide(
+    request: QuoteRequest,
+    actor: str = SYSTEM,
+    note: str | None = None,
+    *,
+    choose: int | None = None,
+    event_type: str | None = None,
+    set_status: bool = True,
+) -> RoutingDecision:
     """Route one request now and record the decision; the caller commits.
 
+    `choose` names a provider a coordinator picked: every candidate is still
+    evaluated and recorded, and the pick is marked as chosen by that person.
     The destination's providers are locked (PostgreSQL) so that two workers
     routing at once cannot both take a clinic's last slot of the day.
     """
@@ -122,6 +132,11 @@ def decide(request: QuoteRequest, actor: str = SYSTEM, note: str | None = None) 
     )
     loads = loads_today([p.id for p in providers], now)
     candidates = evaluate(providers, request.condition_slug, request.preferred_language, loads)
+    if choose is not None:
+        for candidate in candidates:
+            candidate.chosen = candidate.provider_id == choose
+            if candidate.chosen:
+                candidate.reasons.append(f"chosen by {actor}")
     chosen = next((c for c in candidates if c.chosen), None)
     decision = RoutingDecision(
         quote_request_id=request.id,
@@ -133,16 +148,18 @@ def decide(request: QuoteRequest, actor: str = SYSTEM, note: str | None = None) 
         decided_at=now,
     )
     db.session.add(decision)
-    request.status = decision.outcome
+    if set_status:
+        request.status = decision.outcome
     request.provider_id = decision.provider_id
     request.updated_at = now
+    summary = f"Routed to {chosen.name}." if chosen else "No eligible provider."
     db.session.add(
         Event(
             quote_request=request,
-            type=decision.outcome,
+            type=event_type or decision.outcome,
             actor=actor,
             at=now,
-            note=f"Routed to {chosen.name}." if chosen else "No eligible provider.",
+            note=f"{summary} {note}" if note else summary,
             data={"provider_id": decision.provider_id},
         )
     )

@@ -1,0 +1,191 @@
+"""The coordinators' queue: query arguments, request bodies and responses."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from typing import Any
+
+import marshmallow as ma
+
+from quote_service.models import STATUSES
+from quote_service.schemas.base import StrictSchema, Text
+from quote_service.schemas.fields import CountryCode
+
+NOTE = Text(multiline=True, validate=ma.validate.Length(min=1, max=5000))
+VERSION = ma.fields.Integer(
+    strict=True,
+    metadata={"description": "The version you read; or send If-Match with the ETag instead."},
+)
+
+
+class QueueQuerySchema(StrictSchema):
+    status = ma.fields.List(
+        Text(validate=ma.validate.OneOf(STATUSES)),
+        metadata={"description": "Repeat for several. Spam is listed only when asked for."},
+    )
+    destination = CountryCode()
+    condition = Text(validate=ma.validate.Length(max=64))
+    provider = ma.fields.Integer(metadata={"description": "A provider id."})
+    assignee = Text(
+        validate=ma.validate.Regexp(r"^(me|none|\d{1,12})$", error="Use me, none or a user id."),
+        metadata={"description": "`me`, `none` (unassigned) or a user id."},
+    )
+    q = Text(
+        validate=ma.validate.Length(min=1, max=320),
+        metadata={"description": "A reference, an exact email address, or part of a name."},
+    )
+    created_after = ma.fields.AwareDateTime(default_timezone=UTC)
+    created_before = ma.fields.AwareDateTime(default_timezone=UTC)
+    sort = Text(
+        load_default="newest",
+        validate=ma.validate.OneOf(["newest", "oldest"]),
+        metadata={"description": "`newest` first (default) or `oldest` first (FIFO work)."},
+    )
+    limit = ma.fields.Integer(load_default=25, validate=ma.validate.Range(min=1, max=100))
+    cursor = Text(
+        validate=ma.validate.Length(max=200),
+        metadata={"description": "`next_cursor` of the previous page."},
+    )
+
+
+class ProviderRefSchema(ma.Schema):
+    id = ma.fields.Integer()
+    slug = ma.fields.String()
+    name = ma.fields.String()
+
+
+class UserRefSchema(ma.Schema):
+    id = ma.fields.Integer()
+    email = ma.fields.String()
+
+
+class QueueItemSchema(ma.Schema):
+    reference = ma.fields.String()
+    status = ma.fields.String()
+    version = ma.fields.Integer()
+    created_at = ma.fields.DateTime()
+    updated_at = ma.fields.DateTime()
+    destination = ma.fields.String(attribute="destination_code")
+    condition = ma.fields.String(attribute="condition_slug")
+    treatment = ma.fields.String(attribute="treatment_slug")
+    preferred_language = ma.fields.String()
+    full_name = ma.fields.String()
+    provider = ma.fields.Nested(ProviderRefSchema, allow_none=True)
+    assignee = ma.fields.Nested(UserRefSchema, allow_none=True)
+
+
+class QueuePageSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(QueueItemSchema))
+    next_cursor = ma.fields.String(allow_none=True)
+
+
+class DecisionSchema(ma.Schema):
+    id = ma.fields.Integer()
+    outcome = ma.fields.String()
+    provider_id = ma.fields.Integer(allow_none=True)
+    actor = ma.fields.String()
+    note = ma.fields.String(allow_none=True)
+    decided_at = ma.fields.DateTime()
+    candidates = ma.fields.List(
+        ma.fields.Dict(),
+        metadata={"description": "Every provider considered: eligible, reasons, load, chosen."},
+    )
+
+
+class RoutingSchema(ma.Schema):
+    decision = ma.fields.Nested(DecisionSchema, allow_none=True)
+    history = ma.fields.List(ma.fields.Nested(DecisionSchema))
+
+
+class NotificationSchema(ma.Schema):
+    id = ma.fields.Integer()
+    kind = ma.fields.String()
+    recipient = ma.fields.String()
+    language = ma.fields.String()
+    status = ma.fields.String()
+    subject = ma.fields.String()
+    message_id = ma.fields.String()
+    body_sha256 = ma.fields.String()
+    disclaimers = ma.fields.List(ma.fields.Dict())
+    attempts = ma.fields.Integer()
+    last_error = ma.fields.String(allow_none=True)
+    last_attempt_at = ma.fields.DateTime(allow_none=True)
+    sent_at = ma.fields.DateTime(allow_none=True)
+    created_at = ma.fields.DateTime()
+
+
+class EventSchema(ma.Schema):
+    id = ma.fields.Integer()
+    type = ma.fields.String()
+    actor = ma.fields.String()
+    at = ma.fields.DateTime()
+    note = ma.fields.String(allow_none=True)
+    data = ma.fields.Dict(allow_none=True)
+
+
+class ConsentSchema(ma.Schema):
+    privacy = ma.fields.Boolean(attribute="consent_privacy")
+    marketing = ma.fields.Boolean(attribute="consent_marketing")
+    version = ma.fields.Integer(attribute="consent_version")
+    language = ma.fields.String(attribute="consent_language")
+    at = ma.fields.DateTime(attribute="consented_at")
+
+
+class RequestDetailSchema(QueueItemSchema):
+    email = ma.fields.String()
+    phone = ma.fields.String(allow_none=True)
+    country_of_residence = ma.fields.String()
+    patient_age = ma.fields.Integer(allow_none=True)
+    travel_from = ma.fields.Date(allow_none=True)
+    travel_to = ma.fields.Date(allow_none=True)
+    budget_eur = ma.fields.Integer(allow_none=True)
+    message = ma.fields.String(allow_none=True)
+    consent = ma.fields.Method("dump_consent")
+    routing = ma.fields.Nested(RoutingSchema)
+    notifications = ma.fields.List(ma.fields.Nested(NotificationSchema))
+    timeline = ma.fields.List(ma.fields.Nested(EventSchema))
+
+    def dump_consent(self, detail: dict[str, Any]) -> dict[str, Any]:
+        return ConsentSchema().dump(detail)
+
+
+class TransitionInSchema(StrictSchema):
+    to = Text(required=True, validate=ma.validate.OneOf(STATUSES))
+    note = NOTE
+    version = VERSION
+
+
+class NoteInSchema(StrictSchema):
+    note = Text(multiline=True, required=True, validate=ma.validate.Length(min=1, max=5000))
+
+
+class AssignmentInSchema(StrictSchema):
+    assignee = ma.fields.Raw(
+        required=True,
+        allow_none=True,
+        metadata={"description": "`me` to claim, a user id, or null to unassign."},
+    )
+    note = NOTE
+    version = VERSION
+
+    @ma.validates("assignee")
+    def assignee_shape(self, value: Any, **kwargs: Any) -> None:
+        if value is None or value == "me":
+            return
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ma.ValidationError("Use me, a user id, or null.")
+
+
+class RouteInSchema(StrictSchema):
+    provider_id = ma.fields.Integer(
+        strict=True,
+        allow_none=True,
+        load_default=None,
+        metadata={"description": "A provider to route to; omit to run routing again."},
+    )
+    note = NOTE
+    version = VERSION
+
+
+class ResendInSchema(StrictSchema):
+    note = NOTE

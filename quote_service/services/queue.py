@@ -1,0 +1,146 @@
+"""Reading the queue: filtered keyset pages, and one request in full."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import datetime
+from typing import Any
+
+import email_validator
+from sqlalchemy.orm import joinedload, selectinload
+
+from quote_service.errors import InvalidFields, NotFound
+from quote_service.extensions import db
+from quote_service.models import Event, Notification, QuoteRequest, RoutingDecision
+from quote_service.services.references import is_reference
+
+# Kept out of the default queue; shown only when asked for by status.
+HIDDEN_BY_DEFAULT = ("spam",)
+
+
+def encode_cursor(request: QuoteRequest, sort: str) -> str:
+    raw = json.dumps([request.created_at.isoformat(), request.id, sort]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, sort: str) -> tuple[datetime, int]:
+    """The (created_at, id) a page starts after; a cursor is opaque to clients."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        created_at, id_, cursor_sort = json.loads(base64.urlsafe_b64decode(padded))
+        position = (datetime.fromisoformat(created_at), int(id_))
+    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError):
+        raise InvalidFields(
+            {"cursor": ["This cursor is not valid; start again without it."]}
+        ) from None
+    if cursor_sort != sort or position[0].tzinfo is None:
+        raise InvalidFields({"cursor": ["This cursor belongs to another sort order."]})
+    return position
+
+
+def _search(statement: Any, q: str) -> Any:
+    """`q` is a reference, an exact email address, or part of a name."""
+    if is_reference(q.upper()):
+        return statement.where(QuoteRequest.reference == q.upper())
+    if "@" in q:
+        try:
+            email = email_validator.validate_email(q, check_deliverability=False).normalized
+        except email_validator.EmailNotValidError:
+            email = q
+        return statement.where(QuoteRequest.email == email)
+    pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return statement.where(QuoteRequest.full_name.ilike(pattern, escape="\\"))
+
+
+def list_requests(
+    filters: dict[str, Any], current_user_id: int
+) -> tuple[list[QuoteRequest], str | None]:
+    """One page of the queue and the cursor of the next (None on the last page)."""
+    sort = filters["sort"]
+    statement = db.select(QuoteRequest).options(
+        joinedload(QuoteRequest.provider), joinedload(QuoteRequest.assignee)
+    )
+    if filters.get("status"):
+        statement = statement.where(QuoteRequest.status.in_(filters["status"]))
+    else:
+        statement = statement.where(QuoteRequest.status.not_in(HIDDEN_BY_DEFAULT))
+    if filters.get("destination"):
+        statement = statement.where(QuoteRequest.destination_code == filters["destination"])
+    if filters.get("condition"):
+        statement = statement.where(QuoteRequest.condition_slug == filters["condition"])
+    if filters.get("provider") is not None:
+        statement = statement.where(QuoteRequest.provider_id == filters["provider"])
+    assignee = filters.get("assignee")
+    if assignee == "none":
+        statement = statement.where(QuoteRequest.assignee_id.is_(None))
+    elif assignee is not None:
+        user_id = current_user_id if assignee == "me" else int(assignee)
+        statement = statement.where(QuoteRequest.assignee_id == user_id)
+    if filters.get("created_after"):
+        statement = statement.where(QuoteRequest.created_at >= filters["created_after"])
+    if filters.get("created_before"):
+        statement = statement.where(QuoteRequest.created_at < filters["created_before"])
+    if filters.get("q"):
+        statement = _search(statement, filters["q"])
+
+    key = db.tuple_(QuoteRequest.created_at, QuoteRequest.id)
+    if filters.get("cursor"):
+        position = decode_cursor(filters["cursor"], sort)
+        statement = statement.where(key < position if sort == "newest" else key > position)
+    if sort == "newest":
+        statement = statement.order_by(QuoteRequest.created_at.desc(), QuoteRequest.id.desc())
+    else:
+        statement = statement.order_by(QuoteRequest.created_at, QuoteRequest.id)
+
+    limit = filters["limit"]
+    rows = list(db.session.execute(statement.limit(limit + 1)).scalars().unique())
+    next_cursor = encode_cursor(rows[limit - 1], sort) if len(rows) > limit else None
+    return rows[:limit], next_cursor
+
+
+def get_request(reference: str) -> QuoteRequest:
+    request = db.session.execute(
+        db.select(QuoteRequest)
+        .where(QuoteRequest.reference == reference.upper())
+        .options(
+            joinedload(QuoteRequest.provider),
+            joinedload(QuoteRequest.assignee),
+            selectinload(QuoteRequest.events),
+        )
+    ).scalar_one_or_none()
+    if request is None:
+        raise NotFound(f"No quote request {reference}.")
+    return request
+
+
+def detail(reference: str) -> dict[str, Any]:
+    """The request with its routing, notifications and timeline."""
+    request = get_request(reference)
+    decisions = list(
+        db.session.execute(
+            db.select(RoutingDecision)
+            .where(RoutingDecision.quote_request_id == request.id)
+            .order_by(RoutingDecision.id)
+        ).scalars()
+    )
+    notifications = list(
+        db.session.execute(
+            db.select(Notification)
+            .where(Notification.quote_request_id == request.id)
+            .order_by(Notification.id)
+        ).scalars()
+    )
+    events: list[Event] = request.events
+    columns = {
+        column.key: getattr(request, column.key) for column in QuoteRequest.__mapper__.columns
+    }
+    return {
+        **columns,
+        "provider": request.provider,
+        "assignee": request.assignee,
+        "routing": {"decision": decisions[-1] if decisions else None, "history": decisions},
+        "notifications": notifications,
+        "timeline": events,
+    }

@@ -1,0 +1,219 @@
+"""The workflow of a quote request: transitions, assignment, notes, reroute, resend.
+
+    received ──(worker)──▶ routed | unroutable ──▶ in_review ──▶ quoted ──▶ closed
+    rejected, withdrawn and spam may be reached from any open state.
+
+Every change bumps the request's `version`: a coordinator acting on a stale
+copy gets 409 (version in the body) or 412 (If-Match), never a silent
+overwrite. Every change writes an event naming who did it.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import IntegrityError
+
+from quote_service.errors import (
+    Conflict,
+    InvalidFields,
+    NotFound,
+    PreconditionFailed,
+    PreconditionRequired,
+)
+from quote_service.extensions import db
+from quote_service.models import Event, Notification, Provider, QuoteRequest, User, utcnow
+from quote_service.services import notifications, routing
+
+OPEN_STATES = ("received", "routed", "unroutable", "in_review", "quoted")
+ENDINGS = ("rejected", "withdrawn", "spam")
+# The moves a coordinator may make; received -> routed/unroutable is the worker's.
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    "received": ENDINGS,
+    "routed": ("in_review", *ENDINGS),
+    "unroutable": ("in_review", *ENDINGS),
+    "in_review": ("quoted", *ENDINGS),
+    "quoted": ("closed", *ENDINGS),
+    "closed": (),
+    "rejected": (),
+    "withdrawn": (),
+    "spam": (),
+}
+REROUTABLE = ("received", "routed", "unroutable", "in_review")
+
+
+def lock(reference: str) -> QuoteRequest:
+    """The request, locked for this transaction (PostgreSQL), or 404."""
+    request = db.session.execute(
+        db.select(QuoteRequest).where(QuoteRequest.reference == reference.upper()).with_for_update()
+    ).scalar_one_or_none()
+    if request is None:
+        raise NotFound(f"No quote request {reference}.")
+    return request
+
+
+def check_version(request: QuoteRequest, expected: int | None, from_header: bool) -> None:
+    if expected is None:
+        raise PreconditionRequired(
+            "Send the version you are changing: an If-Match header with the ETag, "
+            "or `version` in the body."
+        )
+    if expected != request.version:
+        message = (
+            f"{request.reference} changed since you read it (version {expected}, "
+            f"now {request.version}); reload it and try again."
+        )
+        if from_header:
+            raise PreconditionFailed(message)
+        raise Conflict(message, {"version": [message]})
+
+
+def _changed(request: QuoteRequest, type_: str, actor: str, note: str | None, **data) -> Event:
+    now = utcnow()
+    request.version += 1
+    request.updated_at = now
+    event = Event(
+        quote_request=request, type=type_, actor=actor, note=note, data=data or None, at=now
+    )
+    db.session.add(event)
+    return event
+
+
+def transition(
+    reference: str, to: str, note: str | None, actor: str, expected: int | None, from_header: bool
+) -> QuoteRequest:
+    request = lock(reference)
+    check_version(request, expected, from_header)
+    allowed = TRANSITIONS.get(request.status, ())
+    if to not in allowed:
+        message = f"{request.reference} cannot go from {request.status} to {to}; " + (
+            f"allowed: {', '.join(allowed)}." if allowed else "it is closed."
+        )
+        raise Conflict(message, {"to": [message]}, {"allowed": list(allowed)})
+    previous = request.status
+    request.status = to
+    _changed(request, to, actor, note, previous=previous)
+    db.session.commit()
+    return request
+
+
+def assign(
+    reference: str,
+    assignee_id: int | None,
+    note: str | None,
+    actor: str,
+    expected: int | None,
+    from_header: bool,
+) -> QuoteRequest:
+    """Claim (assign to oneself), assign to another user, or unassign (None)."""
+    request = lock(reference)
+    check_version(request, expected, from_header)
+    if assignee_id is not None:
+        user = db.session.get(User, assignee_id)
+        if user is None or user.revoked_at is not None:
+            raise InvalidFields({"assignee": ["No active user with this id."]})
+    previous = request.assignee_id
+    request.assignee_id = assignee_id
+    _changed(
+        request,
+        "assigned" if assignee_id is not None else "unassigned",
+        actor,
+        note,
+        assignee_id=assignee_id,
+        previous_assignee_id=previous,
+    )
+    db.session.commit()
+    return request
+
+
+def add_note(reference: str, note: str, actor: str) -> Event:
+    """A note adds to the timeline and changes nothing else, so it needs no version."""
+    request = lock(reference)
+    event = Event(quote_request=request, type="note", actor=actor, note=note, at=utcnow())
+    db.session.add(event)
+    db.session.commit()
+    return event
+
+
+def reroute(
+    reference: str,
+    provider_id: int | None,
+    note: str | None,
+    actor: str,
+    expected: int | None,
+    from_header: bool,
+) -> QuoteRequest:
+    """Route again (or to the provider a coordinator names) and email the new provider."""
+    request = lock(reference)
+    check_version(request, expected, from_header)
+    if request.status not in REROUTABLE:
+        raise Conflict(
+            f"{request.reference} is {request.status}; "
+            "only open requests without a quote can be rerouted."
+        )
+    if provider_id is not None:
+        _check_pick(request, provider_id)
+    first_routing = request.status == "received"
+    decision = routing.decide(
+        request,
+        actor,
+        note,
+        choose=provider_id,
+        event_type="rerouted",
+        set_status=request.status != "in_review",
+    )
+    request.version += 1
+    if first_routing:
+        notifications.after_routing(request, decision)
+    elif decision.provider_id is not None:
+        provider = db.session.get_one(Provider, decision.provider_id)
+        notifications.prepare_provider_email(request, provider, decision.id)
+    else:
+        notifications.prepare_unroutable_alert(request, decision)
+    db.session.commit()
+    return request
+
+
+def _check_pick(request: QuoteRequest, provider_id: int) -> None:
+    provider = db.session.get(Provider, provider_id)
+    if provider is None or provider.destination_code != request.destination_code:
+        raise InvalidFields({"provider_id": ["No provider with this id at the destination."]})
+    if not provider.active:
+        raise InvalidFields({"provider_id": ["This provider is inactive."]})
+    if request.condition_slug not in {c.slug for c in provider.conditions}:
+        raise InvalidFields(
+            {"provider_id": [f"This provider does not treat {request.condition_slug}."]}
+        )
+
+
+def resend_acknowledgement(reference: str, note: str | None, actor: str) -> Notification:
+    """A new acknowledgement through the same disclaimer guard; the old one stays recorded."""
+    request = lock(reference)
+    if request.status == "spam":
+        raise Conflict(f"{request.reference} is spam; nothing is sent for it.")
+    count = db.session.execute(
+        db.select(db.func.count(Notification.id)).where(
+            Notification.quote_request_id == request.id,
+            Notification.kind == "acknowledgement",
+        )
+    ).scalar()
+    if count == 0:
+        # The first one is the worker's, after routing; a resend now would make two.
+        raise Conflict(f"{request.reference} has not been acknowledged yet; nothing to resend.")
+    notification = notifications.prepare_acknowledgement(
+        request, dedupe_key=f"acknowledgement:{request.id}:resend:{count + 1}"
+    )
+    db.session.add(
+        Event(
+            quote_request=request,
+            type="acknowledgement_resent",
+            actor=actor,
+            note=note,
+            data={"notification_id": notification.id, "status": notification.status},
+            at=utcnow(),
+        )
+    )
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise Conflict("Another resend of this acknowledgement is under way.") from None
+    return notification
