@@ -114,8 +114,16 @@ def test_items_carry_the_queue_fields_newest_first(client, coordinator: Caller):
     body = client.get(URL, headers=coordinator.headers).get_json()
     assert [item["reference"] for item in body["items"]] == [second, first]
     item = body["items"][0]
-    for key in ("reference", "status", "created_at", "destination", "condition", "provider",
-                "assignee", "version"):
+    for key in (
+        "reference",
+        "status",
+        "created_at",
+        "destination",
+        "condition",
+        "provider",
+        "assignee",
+        "version",
+    ):
         assert key in item
     assert (item["destination"], item["condition"], item["provider"]) == ("BE", "stroke", None)
     assert body["next_cursor"] is None
@@ -212,7 +220,7 @@ def test_paging_with_inserts_between_pages(client, coordinator: Caller):
     # Oldest first (FIFO): old items once, in order, then the arrivals, none twice.
     assert len(seen_oldest) == len(set(seen_oldest))
     assert seen_oldest[: len(created)] == created
-    assert set(seen_oldest[len(created):]) <= set(arrived)
+    assert set(seen_oldest[len(created) :]) <= set(arrived)
 
 
 def test_a_cursor_from_another_sort_is_refused(client, coordinator: Caller):
@@ -222,7 +230,8 @@ def test_a_cursor_from_another_sort_is_refused(client, coordinator: Caller):
         "next_cursor"
     ]
     response = client.get(
-        URL, query_string={"limit": 1, "sort": "oldest", "cursor": cursor},
+        URL,
+        query_string={"limit": 1, "sort": "oldest", "cursor": cursor},
         headers=coordinator.headers,
     )
     assert response.status_code == 422
