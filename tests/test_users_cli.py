@@ -74,3 +74,15 @@ def test_list_shows_role_state_and_last_use(runner: FlaskCliRunner, client):
     after = runner.invoke(args=["users", "list"]).output
     assert "ann@quote-service.example\tcoordinator\tactive\tlast used 20" in after
     assert "bob@quote-service.example\tadmin\trevoked" in after
+
+
+def test_the_demo_token_of_make_run_is_replaced_on_each_start(app: Flask, client):
+    from quote_service.services.users import issue_demo_token
+
+    with app.app_context():
+        first = issue_demo_token()
+        second = issue_demo_token()
+    assert first != second
+    old = client.get("/api/v1/quote-requests", headers={"Authorization": f"Bearer {first}"})
+    new = client.get("/api/v1/quote-requests", headers={"Authorization": f"Bearer {second}"})
+    assert (old.status_code, new.status_code) == (401, 200)

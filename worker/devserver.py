@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 from celery.contrib.testing.worker import start_worker
 
+from quote_service.services.users import issue_demo_token
 from worker import celery, flask_app
 
 HOST = "127.0.0.1"
@@ -27,6 +28,13 @@ def main() -> None:
         )
     else:
         click.echo(f"Mail      {flask_app.config['MAIL_DIR']}  (one .eml file per email)")
+    with flask_app.app_context():
+        token = issue_demo_token()
+    click.echo(f"Token     {token}")
+    click.echo(
+        f"          (demo admin; try: curl -H 'Authorization: Bearer {token}' "
+        f"{base}/api/v1/quote-requests)"
+    )
     with start_worker(celery, pool="solo", perform_ping_check=False, loglevel="WARNING"):
         flask_app.run(host=HOST, port=PORT, debug=False, use_reloader=False)
 

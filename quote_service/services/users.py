@@ -64,3 +64,18 @@ def authenticate(token: str) -> User | None:
         user.last_used_at = now
         db.session.commit()
     return user
+
+
+def issue_demo_token(email: str = "demo.admin@quote-service.example") -> str:
+    """A fresh token for the demo admin of `make run`, creating it on first use.
+
+    Only the hash is kept, so each start replaces the token it printed last time.
+    """
+    user = db.session.execute(db.select(User).where(User.email == email)).scalar_one_or_none()
+    if user is None:
+        return create_user(email, "admin")[1]
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    user.token_sha256 = hash_token(token)
+    user.revoked_at = None
+    db.session.commit()
+    return token
