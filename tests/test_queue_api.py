@@ -272,3 +272,13 @@ def test_detail_reference_is_case_insensitive(client, coordinator):
     reference = post(client)
     response = client.get(f"{URL}/{reference.lower()}", headers=coordinator.headers)
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [({"provider": 2**40}, "provider"), ({"assignee": "99999999999"}, "assignee")],
+)
+def test_ids_beyond_the_database_range_are_422(client, coordinator: Caller, params, field):
+    response = client.get(URL, query_string=params, headers=coordinator.headers)
+    assert response.status_code == 422
+    assert field in response.get_json()["error"]["fields"]

@@ -349,3 +349,19 @@ def test_no_resend_before_the_first_acknowledgement(client, coordinator: Caller)
         f"{URL}/{reference}/acknowledgement", json={}, headers=coordinator.headers
     )
     assert response.status_code == 409
+
+
+@pytest.mark.parametrize(
+    ("suffix", "body", "field"),
+    [
+        ("route", {"provider_id": 2**40, "version": 1}, "provider_id"),
+        ("assignment", {"assignee": 2**40, "version": 1}, "assignee"),
+    ],
+)
+def test_ids_beyond_the_database_range_are_422(
+    client, app_context, coordinator: Caller, suffix, body, field
+):
+    reference = routed_request(client)
+    response = client.post(f"{URL}/{reference}/{suffix}", json=body, headers=coordinator.headers)
+    assert response.status_code == 422
+    assert field in response.get_json()["error"]["fields"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from quote_service.services import notifications, pipeline
+from quote_service.services import notifications, pipeline, sla
 
 # acks_late + reject_on_worker_lost (set app-wide): a task killed mid-way is
 # delivered again; the services make a second run change nothing.
@@ -18,3 +18,9 @@ def route_request(outbox_id: int) -> str:
 @shared_task(name="quote.send_notification")
 def send_notification(outbox_id: int) -> str:
     return notifications.deliver(outbox_id)
+
+
+@shared_task(name="quote.check_sla")
+def check_sla() -> int:
+    """Beat: alert the coordinators about requests past the first-response SLA."""
+    return sla.alert_sla_breaches()

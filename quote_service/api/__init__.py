@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from quote_service.api import catalog, intake, operations, queue
+from quote_service.api import catalog, intake, operations, providers, queue, statistics
 from quote_service.api.auth import SECURITY_SCHEMES
 from quote_service.extensions import api
 
-BLUEPRINT_MODULES = (catalog, intake, queue, operations)
+BLUEPRINT_MODULES = (catalog, intake, queue, providers, statistics, operations)
 
 
 def register_blueprints() -> None:

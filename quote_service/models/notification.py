@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from quote_service.models.base import Base, UTCDateTime, utcnow
 
-NOTIFICATION_KINDS = ("acknowledgement", "provider", "unroutable_alert")
+NOTIFICATION_KINDS = ("acknowledgement", "provider", "unroutable_alert", "sla_alert")
 # pending -> sending -> sent; sending -> pending (retry) or failed; blocked never leaves.
 NOTIFICATION_STATUSES = ("pending", "sending", "sent", "failed", "blocked")
 

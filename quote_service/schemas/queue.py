@@ -12,6 +12,8 @@ from quote_service.schemas.base import StrictSchema, Text
 from quote_service.schemas.fields import CountryCode
 
 NOTE = Text(multiline=True, validate=ma.validate.Length(min=1, max=5000))
+# Ids are 32-bit integers in the database; a larger one must be a 422, not a 500.
+ID_RANGE = ma.validate.Range(min=1, max=2**31 - 1, error="Not a valid id.")
 VERSION = ma.fields.Integer(
     strict=True,
     metadata={"description": "The version you read; or send If-Match with the ETag instead."},
@@ -25,9 +27,9 @@ class QueueQuerySchema(StrictSchema):
     )
     destination = CountryCode()
     condition = Text(validate=ma.validate.Length(max=64))
-    provider = ma.fields.Integer(metadata={"description": "A provider id."})
+    provider = ma.fields.Integer(validate=ID_RANGE, metadata={"description": "A provider id."})
     assignee = Text(
-        validate=ma.validate.Regexp(r"^(me|none|\d{1,12})$", error="Use me, none or a user id."),
+        validate=ma.validate.Regexp(r"^(me|none|\d{1,9})$", error="Use me, none or a user id."),
         metadata={"description": "`me`, `none` (unassigned) or a user id."},
     )
     q = Text(
@@ -172,7 +174,7 @@ class AssignmentInSchema(StrictSchema):
     def assignee_shape(self, value: Any, **kwargs: Any) -> None:
         if value is None or value == "me":
             return
-        if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value < 2**31:
             raise ma.ValidationError("Use me, a user id, or null.")
 
 
@@ -180,6 +182,7 @@ class RouteInSchema(StrictSchema):
     provider_id = ma.fields.Integer(
         strict=True,
         allow_none=True,
+        validate=ID_RANGE,
         load_default=None,
         metadata={"description": "A provider to route to; omit to run routing again."},
     )

@@ -309,3 +309,24 @@ def _failed_attempt(
         _event(request, f"{notification.kind}_deferred", notification.last_error, notification)
     db.session.commit()
     return "failed" if gave_up else "deferred"
+
+
+def prepare_sla_alert(request: QuoteRequest) -> Notification:
+    """Tell the coordinators a request has waited past the first-response SLA; once per request."""
+    labels = _labels(request, "en")
+    context = {
+        "reference": request.reference,
+        "hours": current_app.config["SLA_FIRST_RESPONSE_HOURS"],
+        "created_at": request.created_at,
+        "status": request.status,
+        "destination_name": labels["destination_name"],
+        "condition_name": labels["condition_name"],
+    }
+    return _record(
+        request,
+        "sla_alert",
+        f"sla_alert:{request.id}",
+        current_app.config["COORDINATORS_EMAIL"],
+        "en",
+        context,
+    )

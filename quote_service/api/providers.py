@@ -1,0 +1,83 @@
+"""Providers: coordinators read them, admins create, change and deactivate them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+from flask import url_for
+from flask.views import MethodView
+
+from quote_service.api.auth import ADMIN, COORDINATOR, current_user, requires
+from quote_service.api.parsing import Blueprint
+from quote_service.schemas.providers import (
+    ProviderCreateSchema,
+    ProviderListSchema,
+    ProviderOutSchema,
+    ProviderQuerySchema,
+    ProviderUpdateSchema,
+)
+from quote_service.services import providers
+
+blp = Blueprint(
+    "providers",
+    __name__,
+    url_prefix="/api/v1",
+    description="Providers: the clinics requests are routed to (bearer token)",
+)
+
+
+@blp.route("/providers")
+class Providers(MethodView):
+    @requires()
+    @blp.doc(security=COORDINATOR)
+    # A misspelt filter is a 422, not the whole unfiltered list.
+    @blp.arguments(ProviderQuerySchema, location="query", unknown=ma.RAISE)
+    @blp.response(200, ProviderListSchema)
+    def get(self, filters: dict[str, Any]) -> dict[str, Any]:
+        """List providers, with how many requests each was routed today"""
+        return {"items": providers.list_providers(**filters)}
+
+    @requires("admin")
+    @blp.doc(security=ADMIN)
+    @blp.arguments(ProviderCreateSchema)
+    @blp.response(201, ProviderOutSchema)
+    @blp.alt_response(409, response="CONFLICT", description="The slug is taken.")
+    def post(self, data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+        """Add a provider (admin)"""
+        provider = providers.create_provider(data, current_user().id)
+        location = url_for("providers.ProviderById", provider_id=provider["id"])
+        return provider, {"Location": location}
+
+
+@blp.route("/providers/<int:provider_id>")
+class ProviderById(MethodView):
+    @requires()
+    @blp.doc(security=COORDINATOR)
+    @blp.response(200, ProviderOutSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    def get(self, provider_id: int) -> dict[str, Any]:
+        """One provider"""
+        return providers.get_provider(provider_id)
+
+    @requires("admin")
+    @blp.doc(security=ADMIN)
+    @blp.arguments(ProviderUpdateSchema)
+    @blp.response(200, ProviderOutSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    def patch(self, data: dict[str, Any], provider_id: int) -> dict[str, Any]:
+        """Change some of a provider's fields; the slug stays (admin)"""
+        return providers.update_provider(provider_id, data, current_user().id)
+
+    @requires("admin")
+    @blp.doc(security=ADMIN)
+    @blp.response(200, ProviderOutSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    def delete(self, provider_id: int) -> dict[str, Any]:
+        """Deactivate a provider (admin); it is never deleted
+
+        Routing decisions point at providers, so the row stays: the provider
+        is marked inactive and is never routed to again. PATCH `active` back
+        to true to restore it.
+        """
+        return providers.deactivate_provider(provider_id, current_user().id)

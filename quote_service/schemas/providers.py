@@ -1,0 +1,102 @@
+"""Providers in the coordinators' API: list filters, create and update bodies, output."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+
+from quote_service.schemas.base import StrictSchema, Text, WholeNumber
+from quote_service.schemas.catalog import Slug
+from quote_service.schemas.fields import CountryCode, Email
+
+# Bounded so that a typo is a 422, not an integer overflow in the database.
+MAX_DAILY_CAPACITY = 10_000
+MAX_WEIGHT = 1000
+NON_EMPTY = ma.validate.Length(min=1, error="Give at least one.")
+
+
+class ProviderQuerySchema(StrictSchema):
+    destination = CountryCode(metadata={"description": "Destination code.", "example": "BE"})
+    condition = Text(
+        validate=ma.validate.Length(max=64),
+        metadata={"description": "Condition slug: providers treating it.", "example": "stroke"},
+    )
+    active = ma.fields.Boolean(metadata={"description": "Only active (true) or inactive (false)."})
+
+
+class ProviderUpdateSchema(StrictSchema):
+    """Fields an admin may change; every one optional, the slug never."""
+
+    name = Text(
+        validate=ma.validate.Length(min=1, max=200),
+        metadata={"example": "Brussels Neuro-Regeneration Centre"},
+    )
+    destination = CountryCode(
+        metadata={"description": "An active destination of the catalog.", "example": "BE"}
+    )
+    conditions = ma.fields.List(
+        Text(validate=Slug),
+        validate=NON_EMPTY,
+        metadata={
+            "description": "Condition slugs, each offered at the destination.",
+            "example": ["stroke", "stroke-rehabilitation"],
+        },
+    )
+    languages = ma.fields.List(
+        Text(validate=ma.validate.Length(min=1, max=8)),
+        validate=NON_EMPTY,
+        metadata={"description": "Language codes of the catalog.", "example": ["fr", "en"]},
+    )
+    contact_email = Email(
+        validate=ma.validate.Length(max=320), metadata={"example": "intake@clinic.example"}
+    )
+    daily_capacity = WholeNumber(
+        validate=ma.validate.Range(min=0, max=MAX_DAILY_CAPACITY),
+        metadata={"description": "Requests it may be routed per UTC day.", "example": 20},
+    )
+    weight = WholeNumber(
+        validate=ma.validate.Range(min=1, max=MAX_WEIGHT),
+        metadata={"description": "Its share of the load among eligible providers.", "example": 2},
+    )
+    active = ma.fields.Boolean(metadata={"description": "Inactive providers are never routed."})
+
+
+class ProviderCreateSchema(ProviderUpdateSchema):
+    """A new provider: every field required but `active`, which defaults to true."""
+
+    slug = Text(
+        required=True,
+        validate=Slug,
+        metadata={"description": "Lower-case letters, digits, -.", "example": "brussels-neuro"},
+    )
+
+    def on_bind_field(self, field_name: str, field_obj: ma.fields.Field) -> None:
+        # The update schema's fields, made required here rather than listed twice.
+        if field_name == "active":
+            field_obj.load_default = True
+        else:
+            field_obj.required = True
+
+
+class ProviderOutSchema(ma.Schema):
+    id = ma.fields.Integer(required=True)
+    slug = ma.fields.String(required=True)
+    name = ma.fields.String(required=True)
+    destination = ma.fields.String(required=True, metadata={"example": "BE"})
+    conditions = ma.fields.List(ma.fields.String(), required=True)
+    languages = ma.fields.List(ma.fields.String(), required=True)
+    contact_email = ma.fields.String(required=True)
+    daily_capacity = ma.fields.Integer(required=True)
+    weight = ma.fields.Integer(required=True)
+    active = ma.fields.Boolean(required=True)
+    sample = ma.fields.Boolean(
+        required=True, metadata={"description": "Demo catalog data, not a real clinic."}
+    )
+    created_at = ma.fields.DateTime(required=True)
+    updated_at = ma.fields.DateTime(required=True)
+    routed_today = ma.fields.Integer(
+        required=True, metadata={"description": "Requests routed to it since midnight UTC."}
+    )
+
+
+class ProviderListSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(ProviderOutSchema), required=True)

@@ -1,0 +1,68 @@
+"""GET /statistics: query arguments and response."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from typing import Any
+
+import marshmallow as ma
+
+from quote_service.schemas.base import StrictSchema
+
+
+class StatisticsQuerySchema(StrictSchema):
+    created_after = ma.fields.AwareDateTime(
+        default_timezone=UTC,
+        load_default=None,
+        metadata={
+            "description": "Count requests created at or after this (ISO 8601; UTC if naive)."
+        },
+    )
+    created_before = ma.fields.AwareDateTime(
+        default_timezone=UTC,
+        load_default=None,
+        metadata={"description": "Count requests created before this (ISO 8601; UTC if naive)."},
+    )
+
+    @ma.validates_schema
+    def bounds_in_order(self, data: dict[str, Any], **kwargs: Any) -> None:
+        after, before = data.get("created_after"), data.get("created_before")
+        if after is not None and before is not None and after >= before:
+            raise ma.ValidationError("Must be later than created_after.", "created_before")
+
+
+Counts = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer(), required=True)
+
+
+class CountsSchema(ma.Schema):
+    total = ma.fields.Integer(required=True, metadata={"description": "Requests, spam left out."})
+    by_status = Counts
+    by_destination = Counts
+    by_condition = Counts
+
+
+class MedianSecondsSchema(ma.Schema):
+    to_acknowledgement = ma.fields.Float(
+        required=True,
+        allow_none=True,
+        metadata={"description": "From the request to its first sent acknowledgement."},
+    )
+    to_in_review = ma.fields.Float(
+        required=True,
+        allow_none=True,
+        metadata={"description": "From the request to its first move to in_review."},
+    )
+
+
+class SlaSchema(ma.Schema):
+    first_response_hours = ma.fields.Integer(required=True)
+    breached = ma.fields.Integer(
+        required=True,
+        metadata={"description": "Requests with no first response yet, older than the SLA."},
+    )
+
+
+class StatisticsSchema(ma.Schema):
+    counts = ma.fields.Nested(CountsSchema, required=True)
+    median_seconds = ma.fields.Nested(MedianSecondsSchema, required=True)
+    sla = ma.fields.Nested(SlaSchema, required=True)

@@ -1,0 +1,74 @@
+"""The first-response SLA: which requests have waited too long, and alerting on them."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import ColumnElement, and_
+from sqlalchemy.exc import IntegrityError
+
+from quote_service.extensions import db
+from quote_service.models import Event, Notification, QuoteRequest, utcnow
+from quote_service.services import notifications
+
+log = logging.getLogger(__name__)
+
+# Statuses of a request nobody has responded to yet: in_review and later count as a response.
+AWAITING_FIRST_RESPONSE = ("received", "routed", "unroutable")
+ALERT_KIND = "sla_alert"
+# One run alerts at most this many (oldest first); the next run takes the rest,
+# so a large backlog cannot push a run past the task's time limit.
+ALERT_BATCH_SIZE = 200
+
+
+def first_response_hours() -> int:
+    return current_app.config["SLA_FIRST_RESPONSE_HOURS"]
+
+
+def breached(now: datetime | None = None) -> ColumnElement[bool]:
+    """SQL condition: no first response yet, and created more than the SLA ago."""
+    cutoff = (now or utcnow()) - timedelta(hours=first_response_hours())
+    return and_(QuoteRequest.status.in_(AWAITING_FIRST_RESPONSE), QuoteRequest.created_at < cutoff)
+
+
+def alert_sla_breaches(now: datetime | None = None) -> int:
+    """Queue one alert to the coordinators per breached request; return how many were queued."""
+    alerted = (
+        db.select(Notification.id)
+        .where(Notification.quote_request_id == QuoteRequest.id, Notification.kind == ALERT_KIND)
+        .exists()
+    )
+    requests = db.session.execute(
+        db.select(QuoteRequest)
+        .where(breached(now), ~alerted)
+        .order_by(QuoteRequest.created_at, QuoteRequest.id)
+        .limit(ALERT_BATCH_SIZE)
+        # Two overlapping runs take different requests.
+        .with_for_update(skip_locked=True)
+    ).scalars()
+    count = 0
+    for request in list(requests):
+        try:
+            # A run that committed between our read and our lock alerted it already:
+            # the notification's unique dedupe_key refuses the second one.
+            with db.session.begin_nested():
+                notification = notifications.prepare_sla_alert(request)
+                db.session.add(
+                    Event(
+                        quote_request_id=request.id,
+                        type="sla_breached",
+                        actor=notifications.SYSTEM,
+                        note=f"No first response within {first_response_hours()} hours.",
+                        data={"notification_id": notification.id, "kind": ALERT_KIND},
+                        at=utcnow(),
+                    )
+                )
+        except IntegrityError:
+            continue
+        count += 1
+    db.session.commit()
+    if count:
+        log.info("queued %d SLA alerts", count)
+    return count

@@ -1,0 +1,119 @@
+"""Statistics of quote requests: counts, median response times, SLA breaches."""
+
+from __future__ import annotations
+
+import statistics
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Subquery, func
+
+from quote_service.extensions import db
+from quote_service.models import (
+    STATUSES,
+    Condition,
+    Destination,
+    Event,
+    Notification,
+    QuoteRequest,
+)
+from quote_service.services import sla
+
+SPAM = "spam"
+
+
+def request_statistics(
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Counts, medians and breaches of requests created in [created_after, created_before)."""
+    bounds: list[ColumnElement[bool]] = []
+    if created_after is not None:
+        bounds.append(QuoteRequest.created_at >= created_after)
+    if created_before is not None:
+        bounds.append(QuoteRequest.created_at < created_before)
+    real = [*bounds, QuoteRequest.status != SPAM]
+
+    by_status = dict.fromkeys(STATUSES, 0) | _count_by(QuoteRequest.status, bounds)
+    return {
+        "counts": {
+            "total": sum(n for status, n in by_status.items() if status != SPAM),
+            "by_status": by_status,
+            "by_destination": _catalog_keys(Destination.code, Destination)
+            | _count_by(QuoteRequest.destination_code, real),
+            "by_condition": _catalog_keys(Condition.slug, Condition)
+            | _count_by(QuoteRequest.condition_slug, real),
+        },
+        "median_seconds": {
+            "to_acknowledgement": _median_seconds_to(_first_acknowledgement(), real),
+            "to_in_review": _median_seconds_to(_first_in_review(), real),
+        },
+        "sla": {
+            "first_response_hours": sla.first_response_hours(),
+            "breached": _count(*bounds, sla.breached(now)),
+        },
+    }
+
+
+def _count(*where: ColumnElement[bool]) -> int:
+    return db.session.execute(db.select(func.count(QuoteRequest.id)).where(*where)).scalar_one()
+
+
+def _count_by(column: Any, where: list[ColumnElement[bool]]) -> dict[str, int]:
+    rows = db.session.execute(
+        db.select(column, func.count(QuoteRequest.id)).where(*where).group_by(column)
+    )
+    return {key: count for key, count in rows}
+
+
+def _catalog_keys(key: Any, model: type[Destination] | type[Condition]) -> dict[str, int]:
+    """Every active catalog entry with a zero, in catalog order."""
+    keys = db.session.execute(
+        db.select(key).where(model.active).order_by(model.position, key)
+    ).scalars()
+    return dict.fromkeys(keys, 0)
+
+
+def _first_acknowledgement() -> Subquery:
+    return (
+        db.select(
+            Notification.quote_request_id.label("quote_request_id"),
+            func.min(Notification.sent_at).label("first_at"),
+        )
+        .where(Notification.kind == "acknowledgement", Notification.status == "sent")
+        .group_by(Notification.quote_request_id)
+        .subquery()
+    )
+
+
+def _first_in_review() -> Subquery:
+    # The workflow records each transition as an event whose type is the new status.
+    return (
+        db.select(
+            Event.quote_request_id.label("quote_request_id"), func.min(Event.at).label("first_at")
+        )
+        .where(Event.type == "in_review")
+        .group_by(Event.quote_request_id)
+        .subquery()
+    )
+
+
+def _median_seconds_to(first: Subquery, where: list[ColumnElement[bool]]) -> float | None:
+    """Median of (first.first_at - created_at) over the requests that have one, or None."""
+    joined = (
+        db.select()
+        .select_from(QuoteRequest)
+        .join(first, first.c.quote_request_id == QuoteRequest.id)
+        .where(*where)
+    )
+    if db.session.get_bind().dialect.name == "postgresql":
+        seconds = func.extract("epoch", first.c.first_at - QuoteRequest.created_at)
+        median = db.session.execute(
+            joined.add_columns(func.percentile_cont(0.5).within_group(seconds))
+        ).scalar_one()
+        return None if median is None else float(median)
+    # SQLite (the embedded default) has no percentile function: the median is taken here.
+    rows = db.session.execute(joined.add_columns(QuoteRequest.created_at, first.c.first_at))
+    durations = [(first_at - created).total_seconds() for created, first_at in rows]
+    return float(statistics.median(durations)) if durations else None
