@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from quote_service import cli, config, errors
 from quote_service.api import register_blueprints
-from quote_service.extensions import api, celery_init_app, cors, db, migrate
+from quote_service.extensions import api, celery_init_app, cors, db, limiter, migrate
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -20,17 +21,14 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config.from_mapping(config.from_environment(instance_path=instance_path))
     if test_config:
         app.config.from_mapping(test_config)
-    app.config["SQLALCHEMY_DATABASE_URI"] = config.normalise_database_url(
-        app.config["SQLALCHEMY_DATABASE_URI"]
-    )
-    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = config.engine_options(
-        app.config["SQLALCHEMY_DATABASE_URI"],
-        app.config["DATABASE_STATEMENT_TIMEOUT_MS"],
-        app.config["DATABASE_CONNECT_TIMEOUT_SECONDS"],
-    )
+    app.config.from_mapping(config.derived_settings(app.config))
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
+    if app.config["TRUSTED_PROXY_COUNT"]:
+        # Only that many proxies' X-Forwarded-For is believed; the rest is spoofable.
+        count = app.config["TRUSTED_PROXY_COUNT"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count)  # type: ignore[method-assign]
     register_extensions(app)
     register_blueprints()
     errors.register_error_handlers(app)
@@ -44,6 +42,7 @@ def register_extensions(app: Flask) -> None:
     migrations = Path(__file__).parent.parent / "migrations"
     migrate.init_app(app, db, directory=str(migrations), render_as_batch=True, compare_type=True)
     api.init_app(app)
+    limiter.init_app(app)
     cors.init_app(
         app,
         resources={r"/api/*": {"origins": app.config["CORS_ORIGINS"]}},

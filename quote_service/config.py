@@ -118,6 +118,19 @@ def from_environment(
         "CORS_ORIGINS": parse_list(get("CORS_ORIGINS", "")),
         "TRUSTED_PROXY_COUNT": parse_int("TRUSTED_PROXY_COUNT", get("TRUSTED_PROXY_COUNT", "0")),
         "RATE_LIMIT_INTAKE": get("RATE_LIMIT_INTAKE", "10/minute;100/day"),
+        "ACKNOWLEDGEMENTS_PER_RECIPIENT_PER_DAY": parse_int(
+            "ACKNOWLEDGEMENTS_PER_RECIPIENT_PER_DAY",
+            get("ACKNOWLEDGEMENTS_PER_RECIPIENT_PER_DAY", "3"),
+            minimum=1,
+        ),
+        # Rate limits live in Redis when there is one. If that Redis is down the
+        # limiter falls back to per-process memory and the intake keeps answering:
+        # a few extra requests are a smaller harm than refusing every patient.
+        "RATELIMIT_STORAGE_OPTIONS": {"socket_timeout": 0.2, "socket_connect_timeout": 0.2},
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+        "RATELIMIT_SWALLOW_ERRORS": True,
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "RATELIMIT_KEY_PREFIX": "quote-service",
         "OUTBOX_RELAY_SECONDS": parse_float(
             "OUTBOX_RELAY_SECONDS", get("OUTBOX_RELAY_SECONDS", "1"), minimum=0.05
         ),
@@ -145,7 +158,6 @@ def from_environment(
         "OPENAPI_JSON_PATH": "openapi.json",
         "OPENAPI_SWAGGER_UI_PATH": "docs",
         "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
-        "CELERY": celery_settings(redis_url),
     }
 
 
@@ -155,6 +167,20 @@ def from_environment(
 TASK_SOFT_TIME_LIMIT = 60
 TASK_TIME_LIMIT = 90
 VISIBILITY_TIMEOUT = 2 * 3600
+
+
+def derived_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Settings that follow from others, computed once overrides are applied."""
+    return {
+        "SQLALCHEMY_DATABASE_URI": normalise_database_url(config["SQLALCHEMY_DATABASE_URI"]),
+        "SQLALCHEMY_ENGINE_OPTIONS": engine_options(
+            config["SQLALCHEMY_DATABASE_URI"],
+            config["DATABASE_STATEMENT_TIMEOUT_MS"],
+            config["DATABASE_CONNECT_TIMEOUT_SECONDS"],
+        ),
+        "RATELIMIT_STORAGE_URI": config["REDIS_URL"] or "memory://",
+        "CELERY": celery_settings(config["REDIS_URL"]),
+    }
 
 
 def celery_settings(redis_url: str) -> dict[str, Any]:
@@ -171,6 +197,9 @@ def celery_settings(redis_url: str) -> dict[str, Any]:
         "broker_connection_retry_on_startup": True,
         # The relay publishes; a dead broker must fail it fast, not hang it.
         "task_publish_retry": False,
+        # On a lost broker connection, running late-ack tasks are cancelled and
+        # redelivered; ours are idempotent, so that is safe (and Celery 6's default).
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
         "broker_transport_options": {
             "visibility_timeout": VISIBILITY_TIMEOUT,
             "socket_timeout": 5,

@@ -6,6 +6,8 @@ import flask_smorest
 from celery import Celery, Task
 from flask import Flask
 from flask_cors import CORS
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 
@@ -27,6 +29,8 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 api = Api()
 cors = CORS()
+# The client address comes from ProxyFix (TRUSTED_PROXY_COUNT), set in create_app().
+limiter = Limiter(key_func=get_remote_address)
 
 
 def celery_init_app(app: Flask) -> Celery:

@@ -24,6 +24,7 @@ pytest_plugins = ["tests.routing_fixtures"]
 
 # Tables that requests write; the catalog tables are seeded once per session.
 ACTIVITY_TABLES = (
+    "idempotency_key",
     "event",
     "notification",
     "outbox_message",
@@ -74,6 +75,9 @@ def base_config(database_url: str, **overrides: Any) -> dict[str, Any]:
         "NOTIFICATION_RETRY_MAX_SECONDS": 1.0,
         "OUTBOX_LEASE_SECONDS": 5,
         "OUTBOX_RELAY_SECONDS": 0.1,
+        # Tests post many requests from one address; test_rate_limits sets its own.
+        "RATE_LIMIT_INTAKE": "100000/minute",
+        "ACKNOWLEDGEMENTS_PER_RECIPIENT_PER_DAY": 1000,
         **overrides,
     }
 

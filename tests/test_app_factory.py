@@ -19,7 +19,17 @@ def test_defaults_need_no_variable(tmp_path):
     assert settings["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path / 'quote_service.sqlite3'}"
     assert settings["SMTP_STARTTLS"] is False
     assert settings["OUTBOX_RELAY_SECONDS"] == 1
-    assert settings["CELERY"]["broker_url"] == "memory://localhost/"
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://"})
+    assert app.config["CELERY"]["broker_url"] == "memory://localhost/"
+    assert app.config["RATELIMIT_STORAGE_URI"] == "memory://"
+
+
+def test_redis_url_drives_broker_and_rate_limits_even_when_overridden():
+    app = create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://", "REDIS_URL": "redis://h:1/2"})
+    assert app.config["CELERY"]["broker_url"] == "redis://h:1/2"
+    assert app.config["RATELIMIT_STORAGE_URI"] == "redis://h:1/2"
+    assert app.extensions["celery"].conf.broker_url == "redis://h:1/2"
 
 
 @pytest.mark.parametrize(

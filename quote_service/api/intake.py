@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import url_for
+from flask import current_app, url_for
 
 from quote_service.api.parsing import FORM_MIMETYPE, Blueprint
+from quote_service.extensions import limiter
 from quote_service.models import QuoteRequest
 from quote_service.schemas.intake import QuoteRequestCreatedSchema, QuoteRequestInSchema
 from quote_service.services import intake
@@ -16,7 +17,13 @@ blp = Blueprint(
 )
 
 
+def intake_limit() -> str:
+    return current_app.config["RATE_LIMIT_INTAKE"]
+
+
 @blp.route("/quote-requests", methods=["POST"])
+@limiter.limit(intake_limit)
+@blp.alt_response(429, description="Too many requests from this address; see Retry-After.")
 @blp.arguments(QuoteRequestInSchema, location="json_or_form")
 @blp.doc(
     requestBody={"content": {FORM_MIMETYPE: {"schema": QuoteRequestInSchema}}},

@@ -10,6 +10,7 @@ from quote_service.models.catalog import (
     Treatment,
     destination_condition,
 )
+from quote_service.models.idempotency import IdempotencyKey
 from quote_service.models.notification import (
     NOTIFICATION_KINDS,
     NOTIFICATION_STATUSES,
@@ -32,6 +33,7 @@ __all__ = [
     "Destination",
     "Disclaimer",
     "Event",
+    "IdempotencyKey",
     "Language",
     "Notification",
     "OutboxMessage",

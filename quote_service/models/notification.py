@@ -11,8 +11,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from quote_service.models.base import Base, UTCDateTime, utcnow
 
 NOTIFICATION_KINDS = ("acknowledgement", "provider", "unroutable_alert", "sla_alert")
-# pending -> sending -> sent; sending -> pending (retry) or failed; blocked never leaves.
-NOTIFICATION_STATUSES = ("pending", "sending", "sent", "failed", "blocked")
+# pending -> sending -> sent; sending -> pending (retry) or failed. blocked (a
+# disclaimer missing) and suppressed (recipient's daily cap) are never sent.
+NOTIFICATION_STATUSES = ("pending", "sending", "sent", "failed", "blocked", "suppressed")
 
 
 class Notification(Base):

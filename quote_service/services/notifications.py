@@ -47,7 +47,7 @@ from quote_service.services.catalog import DEFAULT_LANGUAGE, disclaimers_in_scop
 log = logging.getLogger(__name__)
 
 SYSTEM = "system"
-FINAL_STATUSES = ("sent", "failed", "blocked")
+FINAL_STATUSES = ("sent", "failed", "blocked", "suppressed")
 TEMPLATE_LANGUAGES = ("en", "fr", "nl", "de")
 
 
@@ -135,14 +135,38 @@ def _record(
     if missing:
         notification.status = "blocked"
         notification.last_error = "missing required disclaimers: " + ", ".join(missing)
+    elif kind == "acknowledgement" and _recipient_capped(recipient):
+        notification.status = "suppressed"
+        notification.last_error = "daily cap of acknowledgements to this address reached"
     db.session.add(notification)
     db.session.flush()
     if missing:
         log.error("notification %s of %s blocked: %s", kind, request.reference, missing)
         _event(request, f"{kind}_blocked", notification.last_error, notification)
+    elif notification.status == "suppressed":
+        log.warning("acknowledgement of %s suppressed: recipient cap", request.reference)
+        _event(request, f"{kind}_suppressed", notification.last_error, notification)
     else:
         outbox.enqueue(outbox.TOPIC_SEND, {"notification_id": notification.id})
     return notification
+
+
+def _recipient_capped(recipient: str) -> bool:
+    """Whether this address had its daily share of acknowledgements already.
+
+    The form is public: without a cap anyone could mail-bomb a stranger
+    through it, one "acknowledgement" at a time.
+    """
+    since = utcnow() - timedelta(days=1)
+    count = db.session.execute(
+        db.select(db.func.count(Notification.id)).where(
+            Notification.kind == "acknowledgement",
+            Notification.recipient == recipient,
+            Notification.status.not_in(("blocked", "suppressed")),
+            Notification.created_at >= since,
+        )
+    ).scalar()
+    return count >= current_app.config["ACKNOWLEDGEMENTS_PER_RECIPIENT_PER_DAY"]
 
 
 def _event(request: QuoteRequest, type_: str, note: str | None, notification: Notification) -> None:
