@@ -9,7 +9,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from quote_service import cli, config, errors
+from quote_service import cli, config, crypto, errors
 from quote_service.api import register_blueprints
 from quote_service.extensions import api, celery_init_app, cors, db, limiter, migrate
 
@@ -37,6 +37,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
 
 def register_extensions(app: Flask) -> None:
+    crypto.init_app(app)
     db.init_app(app)
     # Batch mode lets the same migrations alter tables on SQLite.
     migrations = Path(__file__).parent.parent / "migrations"

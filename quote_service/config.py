@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from cryptography.fernet import Fernet
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -53,6 +54,20 @@ def parse_float(name: str, value: str, minimum: float = 0.0) -> float:
 
 def parse_list(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def parse_fernet_keys(value: str) -> list[str]:
+    """Comma-separated Fernet keys, newest first; a malformed one stops the start."""
+    keys = parse_list(value)
+    for position, key in enumerate(keys, start=1):
+        try:
+            Fernet(key.encode())
+        except ValueError:
+            raise ConfigError(
+                f"DATA_ENCRYPTION_KEYS: key {position} is not a Fernet key "
+                "(32 url-safe base64-encoded bytes; `flask keys generate` makes one)"
+            ) from None
+    return keys
 
 
 def normalise_database_url(url: str) -> str:
@@ -114,7 +129,11 @@ def from_environment(
             "NOTIFICATION_RETRY_MAX_SECONDS", get("NOTIFICATION_RETRY_MAX_SECONDS", "3600")
         ),
         "COORDINATORS_EMAIL": get("COORDINATORS_EMAIL", "coordinators@quote-service.example"),
-        "DATA_ENCRYPTION_KEYS": parse_list(get("DATA_ENCRYPTION_KEYS", "")),
+        "DATA_ENCRYPTION_KEYS": parse_fernet_keys(get("DATA_ENCRYPTION_KEYS", "")),
+        "RETENTION_DAYS": parse_int("RETENTION_DAYS", get("RETENTION_DAYS", "730"), minimum=1),
+        "MAIL_BODY_RETENTION_DAYS": parse_int(
+            "MAIL_BODY_RETENTION_DAYS", get("MAIL_BODY_RETENTION_DAYS", "30"), minimum=1
+        ),
         "CORS_ORIGINS": parse_list(get("CORS_ORIGINS", "")),
         "TRUSTED_PROXY_COUNT": parse_int("TRUSTED_PROXY_COUNT", get("TRUSTED_PROXY_COUNT", "0")),
         "RATE_LIMIT_INTAKE": get("RATE_LIMIT_INTAKE", "10/minute;100/day"),

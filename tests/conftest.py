@@ -24,6 +24,7 @@ pytest_plugins = ["tests.routing_fixtures"]
 
 # Tables that requests write; the catalog tables are seeded once per session.
 ACTIVITY_TABLES = (
+    "access_log",
     "idempotency_key",
     "event",
     "notification",

@@ -1,6 +1,7 @@
 """All models, imported here so that Alembic and the app see one complete metadata."""
 
-from quote_service.models.base import Base, UTCDateTime, utcnow
+from quote_service.models.access_log import AccessLog
+from quote_service.models.base import Base, EncryptedText, UTCDateTime, utcnow
 from quote_service.models.catalog import (
     Condition,
     ConsentText,
@@ -27,11 +28,13 @@ __all__ = [
     "NOTIFICATION_STATUSES",
     "ROLES",
     "STATUSES",
+    "AccessLog",
     "Base",
     "Condition",
     "ConsentText",
     "Destination",
     "Disclaimer",
+    "EncryptedText",
     "Event",
     "IdempotencyKey",
     "Language",

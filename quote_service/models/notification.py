@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import JSON, ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column, validates
 
-from quote_service.models.base import Base, UTCDateTime, utcnow
+from quote_service.crypto import keyring
+from quote_service.models.base import Base, EncryptedText, UTCDateTime, utcnow
 
 NOTIFICATION_KINDS = ("acknowledgement", "provider", "unroutable_alert", "sla_alert")
 # pending -> sending -> sent; sending -> pending (retry) or failed. blocked (a
@@ -30,18 +31,26 @@ class Notification(Base):
     quote_request_id: Mapped[int] = mapped_column(ForeignKey("quote_request.id"))
     kind: Mapped[str] = mapped_column(String(32))
     dedupe_key: Mapped[str] = mapped_column(String(120), unique=True)
-    recipient: Mapped[str] = mapped_column(String(320))
+    recipient: Mapped[str] = mapped_column(EncryptedText)
+    recipient_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     language: Mapped[str] = mapped_column(String(8))
     status: Mapped[str] = mapped_column(String(20), default="pending")
     subject: Mapped[str] = mapped_column(String(300))
     message_id: Mapped[str] = mapped_column(String(250))
     body_sha256: Mapped[str] = mapped_column(String(64))
-    mime: Mapped[str | None] = mapped_column(Text)
+    # The rendered message, kept for retries; encrypted, and dropped after
+    # MAIL_BODY_RETENTION_DAYS or on erasure.
+    mime: Mapped[str | None] = mapped_column(EncryptedText)
     disclaimers: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     attempts: Mapped[int] = mapped_column(default=0)
-    last_error: Mapped[str | None] = mapped_column(String(1000))
+    last_error: Mapped[str | None] = mapped_column(EncryptedText)
     last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (Index("ix_notification_request", "quote_request_id", "id"),)
+
+    @validates("recipient")
+    def _hash_recipient(self, key: str, value: str) -> str:
+        self.recipient_hash = keyring().lookup_hash(value) if value else None
+        return value

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, Date, ForeignKey, Index, String, Text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import JSON, Date, ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
-from quote_service.models.base import Base, UTCDateTime, utcnow
+from quote_service.crypto import keyring
+from quote_service.models.base import Base, EncryptedText, UTCDateTime, utcnow
 
 if TYPE_CHECKING:
     from quote_service.models.provider import Provider
@@ -35,8 +36,11 @@ class QuoteRequest(Base):
     status: Mapped[str] = mapped_column(String(20), default="received")
 
     full_name: Mapped[str] = mapped_column(String(200))
-    email: Mapped[str] = mapped_column(String(320))
-    phone: Mapped[str | None] = mapped_column(String(32))
+    # Encrypted at rest; found by their keyed hashes (see quote_service.crypto).
+    email: Mapped[str] = mapped_column(EncryptedText)
+    email_hash: Mapped[str | None] = mapped_column(String(64))
+    phone: Mapped[str | None] = mapped_column(EncryptedText)
+    phone_hash: Mapped[str | None] = mapped_column(String(64))
     country_of_residence: Mapped[str] = mapped_column(String(2))
     preferred_language: Mapped[str] = mapped_column(ForeignKey("language.code"))
 
@@ -47,7 +51,7 @@ class QuoteRequest(Base):
     travel_from: Mapped[date | None] = mapped_column(Date)
     travel_to: Mapped[date | None] = mapped_column(Date)
     budget_eur: Mapped[int | None]
-    message: Mapped[str | None] = mapped_column(Text)
+    message: Mapped[str | None] = mapped_column(EncryptedText)
 
     # The consent ledger: what exactly the patient agreed to, and when.
     consent_privacy: Mapped[bool]
@@ -55,6 +59,9 @@ class QuoteRequest(Base):
     consent_version: Mapped[int]
     consent_language: Mapped[str] = mapped_column(String(8))
     consented_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    consent_withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set when the personal data was anonymised (erasure or retention).
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     provider_id: Mapped[int | None] = mapped_column(ForeignKey("provider.id"))
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
@@ -79,8 +86,19 @@ class QuoteRequest(Base):
         Index("ix_quote_request_condition_created", "condition_slug", "created_at", "id"),
         Index("ix_quote_request_provider_created", "provider_id", "created_at", "id"),
         Index("ix_quote_request_assignee_created", "assignee_id", "created_at", "id"),
-        Index("ix_quote_request_email", "email"),
+        Index("ix_quote_request_email_hash", "email_hash", "created_at"),
+        Index("ix_quote_request_phone_hash", "phone_hash"),
     )
+
+    @validates("email")
+    def _hash_email(self, key: str, value: str) -> str:
+        self.email_hash = keyring().lookup_hash(value) if value else None
+        return value
+
+    @validates("phone")
+    def _hash_phone(self, key: str, value: str | None) -> str | None:
+        self.phone_hash = keyring().lookup_hash(value) if value else None
+        return value
 
 
 class Event(Base):
@@ -92,7 +110,7 @@ class Event(Base):
     quote_request_id: Mapped[int] = mapped_column(ForeignKey("quote_request.id"), index=True)
     type: Mapped[str] = mapped_column(String(64))
     actor: Mapped[str] = mapped_column(String(120))
-    note: Mapped[str | None] = mapped_column(Text)
+    note: Mapped[str | None] = mapped_column(EncryptedText)
     data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

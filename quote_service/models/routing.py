@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from quote_service.models.base import Base, UTCDateTime, utcnow
+from quote_service.models.base import Base, EncryptedText, UTCDateTime, utcnow
 
 
 class RoutingDecision(Base):
@@ -27,7 +27,7 @@ class RoutingDecision(Base):
     provider_id: Mapped[int | None] = mapped_column(ForeignKey("provider.id"))
     candidates: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     actor: Mapped[str] = mapped_column(String(120))
-    note: Mapped[str | None] = mapped_column(String(1000))
+    note: Mapped[str | None] = mapped_column(EncryptedText)
     decided_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (

@@ -24,6 +24,7 @@ from typing import Any
 import pycountry
 from flask import current_app
 
+from quote_service.crypto import keyring
 from quote_service.extensions import db
 from quote_service.mail.guard import missing_disclaimers
 from quote_service.mail.rendering import body_sha256, build_message, environment, render
@@ -161,7 +162,7 @@ def _recipient_capped(recipient: str) -> bool:
     count = db.session.execute(
         db.select(db.func.count(Notification.id)).where(
             Notification.kind == "acknowledgement",
-            Notification.recipient == recipient,
+            Notification.recipient_hash.in_(keyring().lookup_hashes(recipient)),
             Notification.status.not_in(("blocked", "suppressed")),
             Notification.created_at >= since,
         )

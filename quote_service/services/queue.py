@@ -11,6 +11,7 @@ from typing import Any
 import email_validator
 from sqlalchemy.orm import joinedload, selectinload
 
+from quote_service.crypto import keyring
 from quote_service.errors import InvalidFields, NotFound
 from quote_service.extensions import db
 from quote_service.models import Event, Notification, QuoteRequest, RoutingDecision
@@ -49,7 +50,7 @@ def _search(statement: Any, q: str) -> Any:
             email = email_validator.validate_email(q, check_deliverability=False).normalized
         except email_validator.EmailNotValidError:
             email = q
-        return statement.where(QuoteRequest.email == email)
+        return statement.where(QuoteRequest.email_hash.in_(keyring().lookup_hashes(email)))
     pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     return statement.where(QuoteRequest.full_name.ilike(pattern, escape="\\"))
 

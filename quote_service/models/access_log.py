@@ -1,0 +1,28 @@
+"""The audit of reads: who opened which request, or exported whose data, and when."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from quote_service.models.base import Base, UTCDateTime, utcnow
+
+
+class AccessLog(Base):
+    __tablename__ = "access_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    actor: Mapped[str] = mapped_column(String(120))
+    action: Mapped[str] = mapped_column(String(32))  # read_detail | export | erase
+    quote_request_id: Mapped[int | None] = mapped_column(ForeignKey("quote_request.id"))
+    # For exports and erasures by email: the keyed hash, never the address.
+    subject_hash: Mapped[str | None] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        Index("ix_access_log_at", "at", "id"),
+        Index("ix_access_log_request", "quote_request_id"),
+    )
