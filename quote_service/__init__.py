@@ -9,7 +9,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from quote_service import cli, config, crypto, errors
+from quote_service import cli, config, crypto, errors, logging_setup, metrics
 from quote_service.api import register_blueprints
 from quote_service.extensions import api, celery_init_app, cors, db, limiter, migrate
 
@@ -29,6 +29,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         # Only that many proxies' X-Forwarded-For is believed; the rest is spoofable.
         count = app.config["TRUSTED_PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count)  # type: ignore[method-assign]
+    # First, so the request id is bound and the request counted before any other hook runs.
+    logging_setup.init_app(app)
+    metrics.init_app(app)
     register_extensions(app)
     register_blueprints()
     errors.register_error_handlers(app)
@@ -47,6 +50,6 @@ def register_extensions(app: Flask) -> None:
     cors.init_app(
         app,
         resources={r"/api/*": {"origins": app.config["CORS_ORIGINS"]}},
-        expose_headers=["Location", "Idempotent-Replayed", "Retry-After"],
+        expose_headers=["Location", "Idempotent-Replayed", "Retry-After", "X-Request-ID"],
     )
     celery_init_app(app)

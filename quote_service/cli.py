@@ -8,6 +8,7 @@ import click
 from flask import Flask
 from flask.cli import with_appcontext
 
+from quote_service import cli_operations, cli_privacy
 from quote_service.errors import ServiceError
 from quote_service.models import ROLES
 from quote_service.services import users
@@ -88,3 +89,5 @@ def _describe(error: ServiceError) -> str:
 def register_commands(app: Flask) -> None:
     app.cli.add_command(seed_command)
     app.cli.add_command(users_group)
+    cli_privacy.register(app)
+    cli_operations.register(app)

@@ -17,6 +17,8 @@ from sqlalchemy.exc import ArgumentError
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("json", "text")
 
 
 class ConfigError(ValueError):
@@ -50,6 +52,32 @@ def parse_float(name: str, value: str, minimum: float = 0.0) -> float:
     if number < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, got {number}")
     return number
+
+
+def parse_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
+    """One of `choices`, any case; returned as written in `choices`."""
+    by_lower = {choice.lower(): choice for choice in choices}
+    chosen = by_lower.get(value.strip().lower())
+    if chosen is None:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return chosen
+
+
+def parse_port_or_none(name: str, value: str) -> int | None:
+    """A TCP port, or None (off) when empty."""
+    if not value.strip():
+        return None
+    port = parse_int(name, value, minimum=1)
+    if port > 65535:
+        raise ConfigError(f"{name} must be a TCP port (1-65535), got {port}")
+    return port
+
+
+def parse_existing_dir(name: str, value: str) -> str:
+    """A directory that exists, or "" when unset."""
+    if value and not Path(value).is_dir():
+        raise ConfigError(f"{name} must be an existing directory, got {value!r}")
+    return value
 
 
 def parse_list(value: str) -> list[str]:
@@ -167,6 +195,16 @@ def from_environment(
             get("DATABASE_CONNECT_TIMEOUT_SECONDS", "5"),
             minimum=1,
         ),
+        "LOG_LEVEL": parse_choice("LOG_LEVEL", get("LOG_LEVEL", "INFO"), LOG_LEVELS),
+        "LOG_FORMAT": parse_choice("LOG_FORMAT", get("LOG_FORMAT", "json"), LOG_FORMATS),
+        # prometheus-client reads this variable itself when it is imported;
+        # it is read here too, so /metrics knows to add up every process.
+        "PROMETHEUS_MULTIPROC_DIR": parse_existing_dir(
+            "PROMETHEUS_MULTIPROC_DIR", get("PROMETHEUS_MULTIPROC_DIR", "")
+        ),
+        "WORKER_METRICS_PORT": parse_port_or_none(
+            "WORKER_METRICS_PORT", get("WORKER_METRICS_PORT", "")
+        ),
         # Werkzeug answers 413 for larger bodies before any view runs.
         "MAX_CONTENT_LENGTH": 64 * 1024,
         "SQLALCHEMY_TRACK_MODIFICATIONS": False,
@@ -216,9 +254,11 @@ def celery_settings(redis_url: str) -> dict[str, Any]:
         "broker_connection_retry_on_startup": True,
         # The relay publishes; a dead broker must fail it fast, not hang it.
         "task_publish_retry": False,
-        # On a lost broker connection, running late-ack tasks are cancelled and
-        # redelivered; ours are idempotent, so that is safe (and Celery 6's default).
-        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        # On a lost broker connection, let running tasks finish: cancelling one
+        # that is inside an SMTP send would send that email again after the
+        # lease. Their acks are lost with the connection, so the messages come
+        # back, and the handlers see their work done.
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
         "broker_transport_options": {
             "visibility_timeout": VISIBILITY_TIMEOUT,
             "socket_timeout": 5,

@@ -9,7 +9,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, current_app, jsonify
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
@@ -184,6 +184,25 @@ def handle_database_unavailable(error: DBAPIError) -> Response:
     return error_response(503, "service_unavailable", "The database is unavailable; try again.")
 
 
+def end_session_despite_disconnect(exception: BaseException | None) -> None:
+    """Close the request's database session even when its connection died under it.
+
+    Flask-SQLAlchemy's own teardown (which runs after this one) rolls the
+    session back; on a connection the server has terminated, that rollback
+    raises after the answer was made, and the WSGI server replaces the 201 or
+    503 with a bare 500. A connection in that state is discarded, never pooled.
+    """
+    session = current_app.extensions["sqlalchemy"].session
+    try:
+        session.remove()
+    except DBAPIError as error:
+        log.warning(
+            "database connection lost while closing a session: %s", type(error.orig).__name__
+        )
+        session().invalidate()
+        session.remove()
+
+
 def handle_unexpected(error: Exception) -> Response:
     if isinstance(error, HTTPException):
         return handle_http_exception(error)
@@ -196,3 +215,5 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(ServiceError, handle_service_error)
     app.register_error_handler(OperationalError, handle_database_unavailable)
     app.register_error_handler(Exception, handle_unexpected)
+    # Registered after Flask-SQLAlchemy's teardown, so it runs before it.
+    app.teardown_appcontext(end_session_despite_disconnect)

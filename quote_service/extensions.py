@@ -19,10 +19,13 @@ class Api(flask_smorest.Api):
     """flask-smorest's Api documenting our error envelope instead of its own.
 
     The error handlers themselves live in `quote_service.errors`, registered
-    after this extension so that they replace flask-smorest's.
+    after this extension so that they replace flask-smorest's. No catch-all
+    `default` response: each operation lists the errors it can answer
+    (`quote_service.api.parsing.Blueprint`), so an undocumented status shows.
     """
 
     ERROR_SCHEMA = ErrorEnvelopeSchema
+    DEFAULT_ERROR_RESPONSE_NAME = None
 
 
 db = SQLAlchemy(model_class=Base)

@@ -47,7 +47,11 @@ def test_valid_json_request_is_stored_with_event_and_outbox_row(client: FlaskCli
     ]
     outbox = db.session.execute(db.select(OutboxMessage)).scalars().all()
     assert [(o.topic, o.payload, o.completed_at) for o in outbox] == [
-        ("quote_request.received", {"quote_request_id": request.id}, None)
+        (
+            "quote_request.received",
+            {"quote_request_id": request.id, "request_id": response.headers["X-Request-ID"]},
+            None,
+        )
     ]
 
 
@@ -134,7 +138,9 @@ def test_filled_honeypot_answers_like_success_and_queues_nothing(client: FlaskCl
 
 
 def test_references_are_unique_and_unguessable(client: FlaskClient, app_context):
-    references = {client.post(URL, json=minimal_body()).get_json()["reference"] for _ in range(20)}
+    # One address each: the same request again would link to the first (test_duplicates).
+    bodies = [minimal_body(email=f"patient.{n}@example.org") for n in range(20)]
+    references = {client.post(URL, json=body).get_json()["reference"] for body in bodies}
     assert len(references) == 20
     assert all(is_reference(ref) for ref in references)
 
@@ -145,7 +151,7 @@ def test_a_reference_collision_is_retried(client: FlaskClient, app_context, monk
     first = client.post(URL, json=minimal_body()).get_json()["reference"]
     candidates = iter([first, first, "QR-ZZZZZZZZ"])
     monkeypatch.setattr(intake, "new_reference", lambda: next(candidates))
-    response = client.post(URL, json=minimal_body())
+    response = client.post(URL, json=minimal_body(email="another.patient@example.org"))
     assert response.status_code == 201
     assert response.get_json()["reference"] == "QR-ZZZZZZZZ"
     assert db.session.execute(db.select(db.func.count(QuoteRequest.id))).scalar() == 2

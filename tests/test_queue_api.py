@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import timedelta
 
 import pytest
@@ -16,9 +17,12 @@ from tests.payloads import minimal_body
 from tests.routing_fixtures import received_row
 
 URL = "/api/v1/quote-requests"
+EMAIL_NUMBERS = itertools.count()
 
 
 def post(client: FlaskClient, **overrides) -> str:
+    # An address of its own: the same request again would link to the first (test_duplicates).
+    overrides.setdefault("email", f"patient.{next(EMAIL_NUMBERS)}@example.org")
     response = client.post(URL, json=minimal_body(**overrides))
     assert response.status_code == 201, response.get_json()
     return response.get_json()["reference"]

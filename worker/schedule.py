@@ -7,4 +7,8 @@ from typing import Any
 BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     # Idempotent: a request is alerted once, so a late or repeated run is harmless.
     "check-sla": {"task": "quote.check_sla", "schedule": 300.0},
+    # Works in batches; hourly keeps up with any backlog without long runs.
+    "apply-retention": {"task": "quote.apply_retention", "schedule": 3600.0},
+    # Keys live at least 24 h; purging hourly keeps them at most an hour longer.
+    "purge-idempotency-keys": {"task": "quote.purge_idempotency_keys", "schedule": 3600.0},
 }

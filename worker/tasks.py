@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from quote_service.services import notifications, pipeline, sla
+from quote_service.services import idempotency, notifications, pipeline, privacy, sla
 
 # acks_late + reject_on_worker_lost (set app-wide): a task killed mid-way is
 # delivered again; the services make a second run change nothing.
@@ -24,3 +24,15 @@ def send_notification(outbox_id: int) -> str:
 def check_sla() -> int:
     """Beat: alert the coordinators about requests past the first-response SLA."""
     return sla.alert_sla_breaches()
+
+
+@shared_task(name="quote.apply_retention")
+def apply_retention() -> dict[str, int]:
+    """Beat: anonymise old closed requests and drop old email bodies."""
+    return privacy.apply_retention()
+
+
+@shared_task(name="quote.purge_idempotency_keys")
+def purge_idempotency_keys() -> int:
+    """Beat: forget Idempotency-Keys older than their 24 h lifetime."""
+    return idempotency.purge_expired()

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from quote_service.api import catalog, intake, operations, providers, queue, statistics
+from quote_service.api import (
+    catalog,
+    intake,
+    operations,
+    privacy,
+    providers,
+    queue,
+    statistics,
+)
 from quote_service.api.auth import SECURITY_SCHEMES
 from quote_service.extensions import api
 
-BLUEPRINT_MODULES = (catalog, intake, queue, providers, statistics, operations)
+BLUEPRINT_MODULES = (catalog, intake, queue, providers, statistics, privacy, operations)
 
 
 def register_blueprints() -> None:

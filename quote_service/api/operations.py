@@ -1,21 +1,35 @@
-"""Liveness and readiness, at the root for load balancers and orchestrators."""
+"""Liveness, readiness and metrics, at the root for load balancers, orchestrators and Prometheus."""
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from contextvars import copy_context
 from typing import Any
 
 import redis
-from flask import current_app
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
+from flask import Flask, Response, current_app
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.pool import NullPool
 
+from quote_service import metrics
 from quote_service.api.parsing import Blueprint
-from quote_service.extensions import db
 
 blp = Blueprint("operations", __name__, description="Operations")
 
-# A readiness probe must answer quickly even when a dependency hangs.
+log = logging.getLogger(__name__)
+
+# A readiness probe must answer quickly even when a dependency hangs: every
+# check runs in its own thread and one that has not answered by then is down.
 PROBE_TIMEOUT_SECONDS = 1.0
+# psycopg waits at least 2 s for a connection whatever is asked; the deadline
+# above bounds the answer, this bounds how long a check's thread lives on.
+PROBE_CONNECT_TIMEOUT_SECONDS = 2
+PROBE_STATEMENT_TIMEOUT_MS = 1000
 
 
 @blp.route("/healthz")
@@ -30,31 +44,99 @@ def healthz() -> dict[str, str]:
 @blp.alt_response(503, description="A dependency is down; the body names it.")
 def readyz() -> tuple[dict[str, Any], int]:
     """The process can serve: database and broker answer"""
-    checks = {"database": _database_check()}
+    engine = readiness_engine(current_app)
+    checks: dict[str, Callable[[], None]] = {"database": lambda: _ping_database(engine)}
     redis_url = current_app.config["REDIS_URL"]
     if redis_url:
-        checks["broker"] = _redis_check(redis_url)
-    ready = all(state == "ok" for state in checks.values())
-    return {"status": "ok" if ready else "unavailable", "checks": checks}, 200 if ready else 503
+        checks["broker"] = lambda: _ping_redis(redis_url)
+    states = run_checks(checks, PROBE_TIMEOUT_SECONDS)
+    ready = all(state == "ok" for state in states.values())
+    return {"status": "ok" if ready else "unavailable", "checks": states}, 200 if ready else 503
 
 
-def _database_check() -> str:
+@blp.route("/metrics")
+@blp.doc(
+    responses={
+        "200": {
+            "description": "Prometheus text exposition format.",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    }
+)
+def prometheus_metrics() -> Response:
+    """Prometheus metrics: requests, intake latency, backlog, requests and emails by status"""
+    body, content_type = metrics.exposition()
+    return Response(body, content_type=content_type)
+
+
+def readiness_engine(app: Flask) -> Engine:
+    """An engine of the app's database for the probe alone, with the probe's short timeouts.
+
+    The app's own engine waits `DATABASE_CONNECT_TIMEOUT_SECONDS` for a
+    connection, and its pool may be exhausted by stuck requests; a fresh
+    connection each time also proves new connections can be made.
+    """
+    engine = app.extensions.get("readiness_engine")
+    if engine is None:
+        url = app.config["SQLALCHEMY_DATABASE_URI"]
+        connect_args: dict[str, Any] = {}
+        if url.startswith("postgresql"):
+            connect_args = {
+                "connect_timeout": PROBE_CONNECT_TIMEOUT_SECONDS,
+                "options": f"-c statement_timeout={PROBE_STATEMENT_TIMEOUT_MS}",
+            }
+        elif url.startswith("sqlite"):
+            connect_args = {"timeout": PROBE_TIMEOUT_SECONDS}
+        engine = create_engine(
+            url, poolclass=NullPool, hide_parameters=True, connect_args=connect_args
+        )
+        app.extensions["readiness_engine"] = engine
+    return engine
+
+
+def run_checks(checks: Mapping[str, Callable[[], None]], timeout: float) -> dict[str, str]:
+    """Run the checks side by side: "ok" for each that returned within `timeout`, else "down"."""
+    results: dict[str, str] = {}
+    threads = []
+    for name, check in checks.items():
+        # A copy of the context, so the thread's log lines carry the request id.
+        thread = threading.Thread(
+            target=copy_context().run,
+            args=(_record, name, check, results),
+            name=f"readiness-{name}",
+            daemon=True,
+        )
+        thread.start()
+        threads.append(thread)
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(max(deadline - time.monotonic(), 0))
+    return {name: results.get(name, "down") for name in checks}
+
+
+def _record(name: str, check: Callable[[], None], results: dict[str, str]) -> None:
     try:
-        db.session.execute(text("SELECT 1"))
-        return "ok"
-    except SQLAlchemyError:
-        db.session.rollback()
-        return "down"
+        check()
+    except Exception as error:  # whatever the failure, the dependency is not usable
+        log.warning("readiness: %s down: %s", name, type(error).__name__)
+        results[name] = "down"
+    else:
+        results[name] = "ok"
 
 
-def _redis_check(url: str) -> str:
+def _ping_database(engine: Engine) -> None:
+    with engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+
+
+def _ping_redis(url: str) -> None:
     client = redis.Redis.from_url(
-        url, socket_timeout=PROBE_TIMEOUT_SECONDS, socket_connect_timeout=PROBE_TIMEOUT_SECONDS
+        url,
+        socket_timeout=PROBE_TIMEOUT_SECONDS,
+        socket_connect_timeout=PROBE_TIMEOUT_SECONDS,
+        retry=Retry(NoBackoff(), 0),  # one try: the probe asks again soon enough
     )
     try:
         client.ping()
-        return "ok"
-    except redis.RedisError:
-        return "down"
     finally:
         client.close()

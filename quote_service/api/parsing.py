@@ -1,7 +1,10 @@
-"""Request parsing for our blueprints: JSON or HTML form bodies, refused cleanly."""
+"""Our blueprints: request parsing (JSON or HTML form bodies, refused cleanly) and
+the error responses every operation documents."""
 
 from __future__ import annotations
 
+import http
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import flask
@@ -11,6 +14,7 @@ from webargs import core
 from webargs.flaskparser import FlaskParser, abort, is_json_request
 
 FORM_MIMETYPE = "application/x-www-form-urlencoded"
+BODY_LOCATIONS = {"json", "json_or_form", "form"}
 
 
 class Parser(FlaskParser):
@@ -18,8 +22,15 @@ class Parser(FlaskParser):
 
     - `json_or_form` takes JSON or a urlencoded form and answers 415 for any
       other body, instead of silently reading an empty form.
+    - `json` answers 415 for a body of another media type, instead of reading
+      no body at all (which an action without required fields would accept).
     - JSON nested deeper than Python's recursion limit is a 400, not a 500.
     """
+
+    def load_json(self, req: flask.Request, schema: ma.Schema) -> Any:
+        if not is_json_request(req) and req.get_data(cache=True):
+            abort(415, message="Send the body as application/json.")
+        return super().load_json(req, schema)
 
     def _raw_load_json(self, req: flask.Request) -> Any:
         try:
@@ -40,9 +51,75 @@ class Parser(FlaskParser):
 
 
 class Blueprint(flask_smorest.Blueprint):
+    """flask-smorest's Blueprint, documenting the errors the shared layers answer with.
+
+    Each operation lists the statuses it can really answer, so the OpenAPI has
+    no catch-all `default` and a client (or a fuzzer) can rely on the list:
+
+    - a body: 400 (malformed), 413 (too large), 415 (media type), 422;
+    - a bearer token: 401, and 403 for an admin's;
+    - a path parameter: 404;
+    - under /api/: 503 when the database is down.
+
+    Under /api/ every error is the error envelope, so an error a view documents
+    with only a description gets its schema here. (/readyz, at the root, has a
+    503 body of its own.) A view adds what only it answers (409, 412, 428...).
+    """
+
     ARGUMENTS_PARSER = Parser()
     # Documented as JSON; the form alternative is added per operation.
     DEFAULT_LOCATION_CONTENT_TYPE_MAPPING = {
         **flask_smorest.Blueprint.DEFAULT_LOCATION_CONTENT_TYPE_MAPPING,
         "json_or_form": "application/json",
     }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # First: flask-smorest's own callbacks consume the argument and
+        # response information this one reads and extends.
+        self._prepare_doc_cbks.insert(0, self._prepare_error_responses_doc)
+
+    def add_url_rule(
+        self,
+        rule: str,
+        endpoint: str | None = None,
+        view_func: Callable[..., Any] | None = None,
+        provide_automatic_options: bool | None = None,
+        **options: Any,
+    ) -> None:
+        super().add_url_rule(rule, endpoint, view_func, provide_automatic_options, **options)
+        # The documentation callbacks see an operation's doc, not its rule.
+        for method, doc in self._docs[self._endpoints[-1]].items():
+            if method != "parameters":
+                doc["rule"] = rule
+
+    def _prepare_error_responses_doc(
+        self, doc: dict[str, Any], doc_info: dict[str, Any], *, api: Any, **kwargs: Any
+    ) -> dict[str, Any]:
+        statuses = set()
+        locations = {p["in"] for p in doc_info.get("arguments", {}).get("parameters", [])}
+        if locations & BODY_LOCATIONS:
+            statuses |= {400, 413, 415}
+        security = doc_info.get("manual_doc", {}).get("security") or []
+        if security:
+            statuses.add(401)
+        if any("adminToken" in requirement for requirement in security):
+            statuses.add(403)
+        if "<" in doc_info.get("rule", ""):
+            statuses.add(404)
+        in_api = (self.url_prefix or "").startswith("/api/")
+        if in_api:
+            statuses.add(503)
+
+        responses = doc_info.setdefault("response", {}).setdefault("responses", {})
+        documented = {int(status) for status in responses}
+        documented |= {int(status) for status in doc_info.get("arguments", {}).get("responses", {})}
+        for status in sorted(statuses - documented):
+            # flask-smorest registers one error response per status, named after it.
+            responses[status] = [http.HTTPStatus(status).name]
+        if in_api:
+            for status, entries in responses.items():
+                for entry in entries:
+                    if int(status) >= 400 and isinstance(entry, Mapping) and "schema" not in entry:
+                        entry["schema"] = api.ERROR_SCHEMA
+        return doc

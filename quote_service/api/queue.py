@@ -6,7 +6,9 @@ valid token gets 401 before any validation message tells it about the API.
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask import request
 
@@ -38,6 +40,35 @@ blp = Blueprint(
 
 ITEM = "/quote-requests/<string:reference>"
 Headers = dict[str, str]
+View = TypeVar("View", bound=Callable[..., Any])
+
+ETAG_HEADER = {
+    "ETag": {
+        "description": 'The request\'s version, e.g. "3": send it back as If-Match.',
+        "schema": {"type": "string"},
+    }
+}
+IF_MATCH = {
+    "in": "header",
+    "name": "If-Match",
+    "required": False,
+    "description": 'The ETag you read, e.g. "3"; or send `version` in the body instead.',
+    "schema": {"type": "string"},
+}
+
+
+def versioned(view: View) -> View:
+    """Document what a change that names the version it read can answer."""
+    for decorator in (
+        blp.doc(parameters=[IF_MATCH]),
+        blp.alt_response(
+            409, description="`version` in the body is stale, or the move is not allowed."
+        ),
+        blp.alt_response(412, description="If-Match names a stale version."),
+        blp.alt_response(428, description="Neither If-Match nor `version` was sent."),
+    ):
+        view = decorator(view)
+    return view
 
 
 def etag(quote_request: QuoteRequest) -> Headers:
@@ -49,7 +80,8 @@ def expected_version(body: dict[str, Any]) -> tuple[int | None, bool]:
     header = request.headers.get("If-Match")
     if header:
         value = header.strip().removeprefix("W/").strip('"')
-        if not value.isdigit():
+        # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
+        if not re.fullmatch(r"[0-9]{1,9}", value):
             raise InvalidFields({"If-Match": ['Send the ETag of the request, e.g. "3".']})
         return int(value), True
     return body.get("version"), False
@@ -69,10 +101,10 @@ def list_quote_requests(filters: dict[str, Any]) -> dict[str, Any]:
 @blp.route(ITEM)
 @blp.doc(security=COORDINATOR)
 @requires("coordinator")
-@blp.response(200, RequestDetailSchema)
+@blp.response(200, RequestDetailSchema, headers=ETAG_HEADER)
 def get_quote_request(reference: str) -> tuple[dict[str, Any], Headers]:
     """One request: its data, routing decision, notifications and timeline"""
-    detail = queue.detail(reference)
+    detail = queue.detail(reference, actor(), current_user().id)
     return detail, {"ETag": f'"{detail["version"]}"'}
 
 
@@ -80,10 +112,8 @@ def get_quote_request(reference: str) -> tuple[dict[str, Any], Headers]:
 @blp.doc(security=COORDINATOR)
 @requires("coordinator")
 @blp.arguments(TransitionInSchema)
-@blp.response(200, QueueItemSchema)
-@blp.alt_response(409, description="Illegal move (the error lists `allowed`) or stale version.")
-@blp.alt_response(412, description="If-Match names a stale version.")
-@blp.alt_response(428, description="Neither If-Match nor `version` was sent.")
+@blp.response(200, QueueItemSchema, headers=ETAG_HEADER)
+@versioned
 def transition(body: dict[str, Any], reference: str) -> tuple[QuoteRequest, Headers]:
     """Move a request through the workflow"""
     version, from_header = expected_version(body)
@@ -97,7 +127,8 @@ def transition(body: dict[str, Any], reference: str) -> tuple[QuoteRequest, Head
 @blp.doc(security=COORDINATOR)
 @requires("coordinator")
 @blp.arguments(AssignmentInSchema)
-@blp.response(200, QueueItemSchema)
+@blp.response(200, QueueItemSchema, headers=ETAG_HEADER)
+@versioned
 def assign(body: dict[str, Any], reference: str) -> tuple[QuoteRequest, Headers]:
     """Claim (`me`), assign to a user id, or unassign (null)"""
     version, from_header = expected_version(body)
@@ -120,7 +151,8 @@ def add_note(body: dict[str, Any], reference: str) -> Event:
 @blp.doc(security=COORDINATOR)
 @requires("coordinator")
 @blp.arguments(RouteInSchema)
-@blp.response(200, QueueItemSchema)
+@blp.response(200, QueueItemSchema, headers=ETAG_HEADER)
+@versioned
 def reroute(body: dict[str, Any], reference: str) -> tuple[QuoteRequest, Headers]:
     """Route again, or to a provider you choose; the new provider is emailed"""
     version, from_header = expected_version(body)
@@ -135,6 +167,7 @@ def reroute(body: dict[str, Any], reference: str) -> tuple[QuoteRequest, Headers
 @requires("coordinator")
 @blp.arguments(ResendInSchema)
 @blp.response(201, NotificationSchema)
+@blp.alt_response(409, description="The request is spam, or has no first acknowledgement yet.")
 def resend_acknowledgement(body: dict[str, Any], reference: str) -> Notification:
     """Send the acknowledgement again, through the same disclaimer guard"""
     return workflow.resend_acknowledgement(reference, body.get("note"), actor())

@@ -15,6 +15,10 @@ class ErrorBodySchema(ma.Schema):
         values=ma.fields.List(ma.fields.String()),
         metadata={"description": "Messages per input field, to show next to each field"},
     )
+    allowed = ma.fields.List(
+        ma.fields.String(),
+        metadata={"description": "Of an illegal workflow move: the statuses it may move to"},
+    )
 
 
 class ErrorEnvelopeSchema(ma.Schema):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import marshmallow as ma
+from flask import current_app, has_request_context, request
 
 from quote_service.schemas.base import Checkbox, FormSchema, StrictSchema, Text, WholeNumber
 from quote_service.schemas.fields import CountryCode, Email, normalise_phone
@@ -14,6 +17,8 @@ REQUIRED = {"required": "This field is required."}
 MESSAGE_MAX_LENGTH = 5000
 # How far ahead a travel window may be planned; beyond that it is a typo.
 TRAVEL_HORIZON_DAYS = 5 * 365
+REDIRECT_MAX_LENGTH = 2000
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def earliest_local_today(now: datetime | None = None) -> date:
@@ -103,6 +108,18 @@ class QuoteRequestInSchema(FormSchema):
     website = ma.fields.Raw(
         metadata={"description": "Leave empty. (A field people never see; bots fill it.)"},
     )
+    redirect_to = Text(
+        validate=ma.validate.Length(max=REDIRECT_MAX_LENGTH),
+        metadata={
+            "description": "HTML form posts only (a JSON body may not carry it); not stored. "
+            "A page of the website to send the browser to with a 303 See Other: "
+            "`?reference=QR-...` appended on success, "
+            "`?error=validation_error&fields=email,phone` (field names only) on invalid "
+            "fields, `?error=<code>` on other errors. Its origin must be one of the "
+            "service's CORS_ORIGINS.",
+            "example": "https://www.example.org/free-quote/thank-you",
+        },
+    )
 
     @ma.validates("consent_privacy")
     def consent_given(self, value: bool, **kwargs: Any) -> None:
@@ -116,6 +133,28 @@ class QuoteRequestInSchema(FormSchema):
     @ma.validates("travel_to")
     def travel_to_not_past(self, value: date, **kwargs: Any) -> None:
         check_travel_date(value)
+
+    @ma.validates("redirect_to")
+    def redirect_to_allowed(self, value: str, **kwargs: Any) -> None:
+        if has_request_context() and request.is_json:
+            return  # refused as an unknown field below
+        if not allowed_redirect(value, current_app.config["CORS_ORIGINS"]):
+            raise ma.ValidationError(
+                "Must be an http(s) address on one of the websites this service serves."
+            )
+
+    @ma.validates_schema(pass_original=True, skip_on_field_errors=False)
+    def redirect_only_from_forms(
+        self, data: dict[str, Any], original_data: Any, **kwargs: Any
+    ) -> None:
+        # A JSON client reads the answer itself; a redirect is for browsers without scripts.
+        if (
+            isinstance(original_data, Mapping)
+            and "redirect_to" in original_data
+            and has_request_context()
+            and request.is_json
+        ):
+            raise ma.ValidationError("Unknown field.", "redirect_to")
 
     @ma.validates_schema(skip_on_field_errors=False)
     def travel_window_in_order(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -145,6 +184,32 @@ def check_travel_date(value: date) -> None:
         raise ma.ValidationError("Must not be in the past.")
     if value > earliest_local_today() + timedelta(days=TRAVEL_HORIZON_DAYS):
         raise ma.ValidationError("Must be within the next five years.")
+
+
+def origin_of(url: str) -> str | None:
+    """`scheme://host[:port]` of an absolute http(s) URL, default port left out; else None.
+
+    Anything a browser might read differently from us (backslashes, spaces,
+    user info before the host) is refused rather than interpreted.
+    """
+    if "\\" in url or any(char.isspace() for char in url):
+        return None
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS or not parts.hostname or "@" in parts.netloc:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{scheme}://{host}" + ("" if port in (None, DEFAULT_PORTS[scheme]) else f":{port}")
+
+
+def allowed_redirect(url: str, origins: Iterable[str]) -> bool:
+    """Whether `url` is on one of `origins` (never a wildcard: that would be an open redirect)."""
+    origin = origin_of(url)
+    return origin is not None and origin in {origin_of(allowed) for allowed in origins}
 
 
 class QuoteRequestCreatedSchema(StrictSchema):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import marshmallow as ma
 
 from quote_service.schemas.base import StrictSchema, Text, WholeNumber
@@ -12,6 +14,15 @@ from quote_service.schemas.fields import CountryCode, Email
 MAX_DAILY_CAPACITY = 10_000
 MAX_WEIGHT = 1000
 NON_EMPTY = ma.validate.Length(min=1, error="Give at least one.")
+
+
+class JsonBoolean(ma.fields.Boolean):
+    """JSON's true or false only: 0, 1 or "yes" are refused, as the OpenAPI says."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
 
 
 class ProviderQuerySchema(StrictSchema):
@@ -57,7 +68,7 @@ class ProviderUpdateSchema(StrictSchema):
         validate=ma.validate.Range(min=1, max=MAX_WEIGHT),
         metadata={"description": "Its share of the load among eligible providers.", "example": 2},
     )
-    active = ma.fields.Boolean(metadata={"description": "Inactive providers are never routed."})
+    active = JsonBoolean(metadata={"description": "Inactive providers are never routed."})
 
 
 class ProviderCreateSchema(ProviderUpdateSchema):

@@ -2,18 +2,27 @@
 
 The request, its `received` event and the outbox row that hands it to the
 workers are written together or not at all; nothing here talks to the broker.
+A submission repeated while the first is still open (a double click, a
+resubmitted form) is linked to the first instead of becoming a second request.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
+from quote_service.crypto import keyring
 from quote_service.errors import InvalidFields
 from quote_service.extensions import db
 from quote_service.models import (
     Condition,
+    ConsentText,
     Destination,
     Event,
     Language,
@@ -29,6 +38,21 @@ from quote_service.services.references import new_reference
 PATIENT = "patient"
 # Collisions in 6.6e11 references are rare; a few tries make them harmless.
 REFERENCE_ATTEMPTS = 5
+# A submission matching one of these, of the same email, condition and destination
+# within the window, is the same patient asking again: it is linked, not stored.
+OPEN_STATUSES = ("received", "routed", "unroutable", "in_review")
+DUPLICATE_WINDOW = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What the submitter is told, read before the commit: answering needs no query after it."""
+
+    reference: str
+    created_at: datetime
+
+
+BeforeCommit = Callable[[Receipt], None]
 
 
 def check_catalog_fields(data: dict[str, Any]) -> None:
@@ -61,61 +85,155 @@ def _offered(destination: Destination, condition: Condition) -> bool:
     return row is not None
 
 
-def submit_quote_request(data: dict[str, Any]) -> QuoteRequest:
-    """Validate against the catalog and store a request with its event and outbox row.
+def receive_quote_request(
+    data: dict[str, Any], before_commit: BeforeCommit | None = None
+) -> Receipt:
+    """The public intake: link a repeated submission to its open request, else store a new one.
 
-    A filled honeypot (`website`) is stored as spam, with no outbox row: the
-    caller answers as if it were a success, so bots learn nothing.
+    `before_commit` gets the receipt inside the transaction, so what it writes
+    is committed with the request. A filled honeypot (`website`) is stored as
+    spam, with no outbox row: the caller answers as if it were a success, so
+    bots learn nothing.
     """
+    return _take_in(data, before_commit, link_duplicates=True)[1]
+
+
+def submit_quote_request(data: dict[str, Any]) -> QuoteRequest:
+    """Validate against the catalog and store a new request with its event and outbox row.
+
+    Unlike `receive_quote_request` it never links to an earlier request.
+    """
+    return _take_in(data, None, link_duplicates=False)[0]
+
+
+def _take_in(
+    data: dict[str, Any], before_commit: BeforeCommit | None, link_duplicates: bool
+) -> tuple[QuoteRequest, Receipt]:
     check_catalog_fields(data)
     consent = current_consent(data["preferred_language"])
     if consent is None:
         raise InvalidFields({"consent_privacy": ["No consent text is published yet."]})
+    # Spam never links: a bot must not learn, or touch, what a patient sent.
     is_spam = bool(data.get("website"))
     now = utcnow()
     for attempt in range(REFERENCE_ATTEMPTS):
-        request = QuoteRequest(
-            reference=new_reference(),
-            status="spam" if is_spam else "received",
-            full_name=data["full_name"],
-            email=data["email"],
-            phone=data.get("phone"),
-            country_of_residence=data["country_of_residence"],
-            preferred_language=data["preferred_language"],
-            condition_slug=data["condition"],
-            destination_code=data["destination"],
-            treatment_slug=data["treatment"],
-            patient_age=data.get("patient_age"),
-            travel_from=data.get("travel_from"),
-            travel_to=data.get("travel_to"),
-            budget_eur=data.get("budget_eur"),
-            message=data.get("message"),
-            consent_privacy=True,
-            consent_marketing=data["consent_marketing"],
-            consent_version=consent.version,
-            consent_language=consent.language,
-            consented_at=now,
-            created_at=now,
-            updated_at=now,
-        )
-        request.events.append(
-            Event(
-                type="spam" if is_spam else "received",
-                actor=PATIENT,
-                at=now,
-                note="Honeypot field filled in." if is_spam else None,
-            )
-        )
+        if link_duplicates and not is_spam:
+            earlier = _open_duplicate(data, now)
+            if earlier is not None:
+                return _link(earlier, now, before_commit)
+        request = _new_request(data, consent, is_spam, now)
         db.session.add(request)
         try:
             db.session.flush()
         except IntegrityError:
+            # The rollback ends the transaction and its lock; the next round takes both again.
             db.session.rollback()
             if attempt == REFERENCE_ATTEMPTS - 1:
                 raise
             continue
         if not is_spam:
             outbox.enqueue(outbox.TOPIC_RECEIVED, {"quote_request_id": request.id}, now)
-        db.session.commit()
-        return request
+        return request, _commit(Receipt(request.reference, request.created_at), before_commit)
     raise AssertionError("unreachable")
+
+
+def _commit(receipt: Receipt, before_commit: BeforeCommit | None) -> Receipt:
+    if before_commit is not None:
+        before_commit(receipt)
+    db.session.commit()
+    return receipt
+
+
+def _new_request(
+    data: dict[str, Any], consent: ConsentText, is_spam: bool, now: datetime
+) -> QuoteRequest:
+    request = QuoteRequest(
+        reference=new_reference(),
+        status="spam" if is_spam else "received",
+        full_name=data["full_name"],
+        email=data["email"],
+        phone=data.get("phone"),
+        country_of_residence=data["country_of_residence"],
+        preferred_language=data["preferred_language"],
+        condition_slug=data["condition"],
+        destination_code=data["destination"],
+        treatment_slug=data["treatment"],
+        patient_age=data.get("patient_age"),
+        travel_from=data.get("travel_from"),
+        travel_to=data.get("travel_to"),
+        budget_eur=data.get("budget_eur"),
+        message=data.get("message"),
+        consent_privacy=True,
+        consent_marketing=data["consent_marketing"],
+        consent_version=consent.version,
+        consent_language=consent.language,
+        consented_at=now,
+        created_at=now,
+        updated_at=now,
+    )
+    request.events.append(
+        Event(
+            type="spam" if is_spam else "received",
+            actor=PATIENT,
+            at=now,
+            note="Honeypot field filled in." if is_spam else None,
+        )
+    )
+    return request
+
+
+def _open_duplicate(data: dict[str, Any], now: datetime) -> QuoteRequest | None:
+    """The newest open request of the same email, condition and destination in the window."""
+    _lock_submissions_like(data)
+    return (
+        db.session.execute(
+            db.select(QuoteRequest)
+            .where(
+                QuoteRequest.email_hash.in_(keyring().lookup_hashes(data["email"])),
+                QuoteRequest.condition_slug == data["condition"],
+                QuoteRequest.destination_code == data["destination"],
+                QuoteRequest.status.in_(OPEN_STATUSES),
+                QuoteRequest.created_at >= now - DUPLICATE_WINDOW,
+            )
+            .order_by(QuoteRequest.created_at.desc(), QuoteRequest.id.desc())
+            .limit(1)
+        )
+        .scalars()
+        .first()
+    )
+
+
+def _lock_submissions_like(data: dict[str, Any]) -> None:
+    """Serialise submissions of one email, condition and destination until commit.
+
+    Without it two double-clicked POSTs could both find no earlier request and
+    both store one. SQLite writes one transaction at a time and has no such lock.
+    """
+    if db.session.get_bind().dialect.name != "postgresql":
+        return
+    key = submission_lock_key(data["email"], data["condition"], data["destination"])
+    db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
+def submission_lock_key(email: str, condition: str, destination: str) -> int:
+    """The advisory lock key (signed 64 bits) of a submission; the email enters only hashed."""
+    # The keyed lookup hash, not the address: lock keys are visible in pg_locks.
+    material = "\x00".join((keyring().lookup_hash(email), condition, destination))
+    return int.from_bytes(hashlib.sha256(material.encode()).digest()[:8], "big", signed=True)
+
+
+def _link(
+    earlier: QuoteRequest, now: datetime, before_commit: BeforeCommit | None
+) -> tuple[QuoteRequest, Receipt]:
+    # No outbox row: the patient already has (or will get) the acknowledgement of the first.
+    db.session.add(
+        Event(
+            quote_request_id=earlier.id,
+            type="duplicate_submission",
+            actor=PATIENT,
+            at=now,
+            note="The same request was submitted again and linked to this one.",
+        )
+    )
+    receipt = Receipt(earlier.reference, earlier.created_at)
+    return earlier, _commit(receipt, before_commit)

@@ -17,6 +17,7 @@ from typing import Any
 from flask import current_app
 
 from quote_service.extensions import db
+from quote_service.logging_setup import current_request_id
 from quote_service.models import OutboxMessage, utcnow
 
 log = logging.getLogger(__name__)
@@ -29,22 +30,36 @@ TASK_FOR_TOPIC = {
     TOPIC_SEND: "quote.send_notification",
 }
 
-Publish = Callable[[str, int, Any], None]
+# (task name, outbox row id, broker connection, request id or None)
+Publish = Callable[[str, int, Any, str | None], None]
 
 
 def enqueue(topic: str, payload: dict[str, int], now: datetime | None = None) -> OutboxMessage:
-    """Add a row to the session; it is published once the caller commits."""
+    """Add a row to the session; it is published once the caller commits.
+
+    The row records the request id of the HTTP request or task that caused it,
+    so the task it becomes logs under the same id.
+    """
     now = now or utcnow()
-    row = OutboxMessage(topic=topic, payload=payload, created_at=now, available_at=now)
+    request_id = current_request_id()
+    body: dict[str, Any] = {**payload, "request_id": request_id} if request_id else dict(payload)
+    row = OutboxMessage(topic=topic, payload=body, created_at=now, available_at=now)
     db.session.add(row)
     return row
 
 
-def publish_with_celery(task_name: str, outbox_id: int, connection: Any) -> None:
+def publish_with_celery(
+    task_name: str, outbox_id: int, connection: Any, request_id: str | None = None
+) -> None:
     # No publish retries: with the broker down the relay fails fast and the
-    # rows stay due for its next round.
+    # rows stay due for its next round. The request id travels as a message
+    # header, read back by the worker (worker/observability.py).
     current_app.extensions["celery"].send_task(
-        task_name, args=[outbox_id], connection=connection, retry=False
+        task_name,
+        args=[outbox_id],
+        connection=connection,
+        retry=False,
+        headers={"request_id": request_id} if request_id else None,
     )
 
 
@@ -72,7 +87,9 @@ def relay_once(publish: Publish | None = None, batch_size: int | None = None) ->
         # connection can keep failing the relay.
         with current_app.extensions["celery"].connection_for_write() as connection:
             for row in rows:
-                publish(TASK_FOR_TOPIC[row.topic], row.id, connection)
+                publish(
+                    TASK_FOR_TOPIC[row.topic], row.id, connection, row.payload.get("request_id")
+                )
                 row.published_at = now
                 row.publish_count += 1
                 row.available_at = now + lease
@@ -104,10 +121,28 @@ def retry_at(row: OutboxMessage, when: datetime) -> None:
 
 
 def backlog() -> dict[str, Any]:
-    """How much work waits: rows not completed, and the oldest one's age."""
-    count, oldest = db.session.execute(
-        db.select(db.func.count(OutboxMessage.id), db.func.min(OutboxMessage.created_at)).where(
-            OutboxMessage.completed_at.is_(None)
-        )
+    """How much work waits: rows not completed, those never published, those published again.
+
+    Only rows not completed are counted, so the pending index serves the query
+    however long the outbox's history grows. A pending row published more than
+    once is work whose lease ran out (a lost message, a killed worker) or an
+    email waiting for its next delivery attempt.
+    """
+    pending = OutboxMessage.completed_at.is_(None)
+    unpublished = OutboxMessage.published_at.is_(None)
+    count, oldest, unpublished_count, oldest_unpublished, republished = db.session.execute(
+        db.select(
+            db.func.count(OutboxMessage.id),
+            db.func.min(OutboxMessage.created_at),
+            db.func.count(OutboxMessage.id).filter(unpublished),
+            db.func.min(OutboxMessage.created_at).filter(unpublished),
+            db.func.count(OutboxMessage.id).filter(OutboxMessage.publish_count > 1),
+        ).where(pending)
     ).one()
-    return {"pending": count, "oldest_created_at": oldest}
+    return {
+        "pending": count,
+        "oldest_created_at": oldest,
+        "unpublished": unpublished_count,
+        "oldest_unpublished_created_at": oldest_unpublished,
+        "republished": republished,
+    }

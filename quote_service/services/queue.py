@@ -15,6 +15,7 @@ from quote_service.crypto import keyring
 from quote_service.errors import InvalidFields, NotFound
 from quote_service.extensions import db
 from quote_service.models import Event, Notification, QuoteRequest, RoutingDecision
+from quote_service.services.privacy import record_access
 from quote_service.services.references import is_reference
 
 # Kept out of the default queue; shown only when asked for by status.
@@ -116,9 +117,11 @@ def get_request(reference: str) -> QuoteRequest:
     return request
 
 
-def detail(reference: str) -> dict[str, Any]:
-    """The request with its routing, notifications and timeline."""
+def detail(reference: str, reader: str, reader_id: int | None) -> dict[str, Any]:
+    """The request with its routing, notifications and timeline; the read is audited."""
     request = get_request(reference)
+    record_access(reader, reader_id, "read_detail", request.id)
+    db.session.commit()
     decisions = list(
         db.session.execute(
             db.select(RoutingDecision)

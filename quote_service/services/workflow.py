@@ -21,7 +21,7 @@ from quote_service.errors import (
 )
 from quote_service.extensions import db
 from quote_service.models import Event, Notification, Provider, QuoteRequest, User, utcnow
-from quote_service.services import notifications, routing
+from quote_service.services import notifications, privacy, routing
 
 OPEN_STATES = ("received", "routed", "unroutable", "in_review", "quoted")
 ENDINGS = ("rejected", "withdrawn", "spam")
@@ -90,6 +90,8 @@ def transition(
         raise Conflict(message, {"to": [message]}, {"allowed": list(allowed)})
     previous = request.status
     request.status = to
+    if to == "withdrawn":
+        privacy.withdraw_consent(request)
     _changed(request, to, actor, note, previous=previous)
     db.session.commit()
     return request

@@ -1,0 +1,226 @@
+"""Data-subject rights and retention: export, erasure, anonymisation, the read audit."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import current_app
+
+from quote_service.crypto import keyring
+from quote_service.extensions import db
+from quote_service.models import (
+    AccessLog,
+    Event,
+    Notification,
+    OutboxMessage,
+    QuoteRequest,
+    RoutingDecision,
+    utcnow,
+)
+
+ERASED_NAME = "[erased]"
+# ISO 3166 "user-assigned" code: an unknown country, kept so counts still add up.
+ERASED_COUNTRY = "ZZ"
+CLOSED_STATES = ("closed", "rejected", "withdrawn", "spam")
+BATCH = 500
+
+
+def record_access(
+    actor: str,
+    user_id: int | None,
+    action: str,
+    quote_request_id: int | None = None,
+    subject: str | None = None,
+) -> None:
+    """Note who read or exported what; the caller commits."""
+    db.session.add(
+        AccessLog(
+            actor=actor,
+            user_id=user_id,
+            action=action,
+            quote_request_id=quote_request_id,
+            subject_hash=keyring().lookup_hash(subject) if subject else None,
+            at=utcnow(),
+        )
+    )
+
+
+def requests_of(email: str) -> list[QuoteRequest]:
+    return list(
+        db.session.execute(
+            db.select(QuoteRequest)
+            .where(QuoteRequest.email_hash.in_(keyring().lookup_hashes(email)))
+            .order_by(QuoteRequest.id)
+        ).scalars()
+    )
+
+
+def export_person(email: str, actor: str, user_id: int | None) -> dict[str, Any]:
+    """Everything stored about the person with this email address, as plain data."""
+    requests = requests_of(email)
+    record_access(actor, user_id, "export", subject=email)
+    db.session.commit()
+    return {
+        "email": email,
+        "exported_at": utcnow().isoformat(),
+        "quote_requests": [_export_request(request) for request in requests],
+    }
+
+
+def _export_request(request: QuoteRequest) -> dict[str, Any]:
+    columns = {
+        column.key: _plain(getattr(request, column.key))
+        for column in QuoteRequest.__mapper__.columns
+        if column.key not in ("email_hash", "phone_hash")
+    }
+    notifications = db.session.execute(
+        db.select(Notification).where(Notification.quote_request_id == request.id)
+    ).scalars()
+    decisions = db.session.execute(
+        db.select(RoutingDecision).where(RoutingDecision.quote_request_id == request.id)
+    ).scalars()
+    return {
+        **columns,
+        "timeline": [
+            {"type": e.type, "actor": e.actor, "at": _plain(e.at), "note": e.note}
+            for e in request.events
+        ],
+        "notifications": [
+            {
+                "kind": n.kind,
+                "recipient": n.recipient,
+                "status": n.status,
+                "subject": n.subject,
+                "sent_at": _plain(n.sent_at),
+                "message": n.mime,
+            }
+            for n in notifications
+        ],
+        "routing": [
+            {"outcome": d.outcome, "provider_id": d.provider_id, "decided_at": _plain(d.decided_at)}
+            for d in decisions
+        ],
+    }
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def anonymise(request: QuoteRequest, actor: str, reason: str) -> None:
+    """Remove the personal data of one request; keep a skeleton for the statistics.
+
+    Status, destination, condition, treatment, language and the timestamps
+    stay, so counts and medians still add up; the name, contact details,
+    message, travel window, age, budget, every note and every stored email
+    body go. The caller commits.
+    """
+    now = utcnow()
+    request.full_name = ERASED_NAME
+    request.email = ""
+    request.phone = None
+    request.country_of_residence = ERASED_COUNTRY
+    request.message = None
+    request.patient_age = None
+    request.travel_from = None
+    request.travel_to = None
+    request.budget_eur = None
+    request.erased_at = now
+    for event in request.events:
+        event.note = None
+    db.session.execute(
+        db.update(RoutingDecision)
+        .where(RoutingDecision.quote_request_id == request.id)
+        .values(note=None)
+    )
+    for notification in db.session.execute(
+        db.select(Notification).where(Notification.quote_request_id == request.id)
+    ).scalars():
+        notification.mime = None
+        notification.last_error = None
+        if notification.kind == "acknowledgement":
+            notification.recipient = ""
+        if notification.status in ("pending", "sending"):
+            notification.status = "suppressed"
+    _cancel_pending_work(request)
+    db.session.add(Event(quote_request=request, type="erased", actor=actor, note=reason, at=now))
+
+
+def _cancel_pending_work(request: QuoteRequest) -> None:
+    """Complete the outbox rows of a request: nothing more is sent or routed for it."""
+    notification_ids = db.select(Notification.id).where(Notification.quote_request_id == request.id)
+    rows = db.session.execute(
+        db.select(OutboxMessage).where(OutboxMessage.completed_at.is_(None))
+    ).scalars()
+    wanted = set(db.session.execute(notification_ids).scalars())
+    for row in rows:
+        if row.payload.get("quote_request_id") == request.id or (
+            row.payload.get("notification_id") in wanted
+        ):
+            row.completed_at = utcnow()
+
+
+def erase_person(email: str, actor: str, user_id: int | None) -> int:
+    """Anonymise every request of this email address; return how many."""
+    requests = requests_of(email)
+    for request in requests:
+        anonymise(request, actor, "Erased at the data subject's request.")
+    record_access(actor, user_id, "erase", subject=email)
+    db.session.commit()
+    return len(requests)
+
+
+def withdraw_consent(request: QuoteRequest) -> None:
+    """Stop processing: no more emails or routing for this request. The caller commits."""
+    request.consent_withdrawn_at = utcnow()
+    for notification in db.session.execute(
+        db.select(Notification).where(
+            Notification.quote_request_id == request.id,
+            Notification.status == "pending",
+        )
+    ).scalars():
+        notification.status = "suppressed"
+    _cancel_pending_work(request)
+
+
+def apply_retention(now: datetime | None = None) -> dict[str, int]:
+    """Anonymise closed requests past RETENTION_DAYS; drop email bodies past their period."""
+    now = now or utcnow()
+    config = current_app.config
+    closed_before = now - timedelta(days=config["RETENTION_DAYS"])
+    bodies_before = now - timedelta(days=config["MAIL_BODY_RETENTION_DAYS"])
+    stale = list(
+        db.session.execute(
+            db.select(QuoteRequest)
+            .where(
+                QuoteRequest.status.in_(CLOSED_STATES),
+                QuoteRequest.erased_at.is_(None),
+                QuoteRequest.updated_at < closed_before,
+            )
+            .order_by(QuoteRequest.id)
+            .limit(BATCH)
+        ).scalars()
+    )
+    for request in stale:
+        anonymise(
+            request, "system", f"Retention: closed more than {config['RETENTION_DAYS']} days."
+        )
+    bodies = db.session.execute(
+        db.update(Notification)
+        .where(
+            Notification.mime.is_not(None),
+            Notification.created_at < bodies_before,
+            Notification.status.in_(("sent", "failed", "blocked", "suppressed")),
+        )
+        .values(mime=None)
+    ).rowcount
+    db.session.commit()
+    return {"anonymised": len(stale), "bodies_dropped": bodies}
+
+
+def access_log(limit: int, before_id: int | None = None) -> list[AccessLog]:
+    statement = db.select(AccessLog).order_by(AccessLog.id.desc()).limit(limit)
+    if before_id is not None:
+        statement = statement.where(AccessLog.id < before_id)
+    return list(db.session.execute(statement).scalars())

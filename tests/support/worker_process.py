@@ -1,0 +1,149 @@
+"""A real `celery -A worker worker` in a subprocess, for tests that kill or starve it.
+
+The `worker` package builds its Flask app from the environment, so the process is
+configured the way a deployment configures it: DATABASE_URL, REDIS_URL, SMTP_* and
+the outbox timings. It runs in its own process group, so `kill()` takes the whole
+worker (and any pool children) down at once, like a node dying.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+#: The project root, where `celery -A worker` finds the `worker` package.
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+#: Seconds a warm shutdown (SIGTERM) may take before the worker is killed.
+STOP_TIMEOUT = 20.0
+KILL_TIMEOUT = 10.0
+POLL_INTERVAL = 0.05
+
+
+def worker_environment(
+    database_url: str,
+    redis_url: str,
+    smtp_host: str,
+    smtp_port: int,
+    **overrides: str | int | float,
+) -> dict[str, str]:
+    """The environment of a worker process: this one's, plus the service's settings.
+
+    Defaults keep fault tests quick: a relay round every 0.2 s, a 5 s lease and
+    sub-second retry backoff.
+    """
+    settings: dict[str, str | int | float] = {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "SMTP_HOST": smtp_host,
+        "SMTP_PORT": smtp_port,
+        "SMTP_TIMEOUT_SECONDS": 10,
+        "OUTBOX_RELAY_SECONDS": 0.2,
+        "OUTBOX_LEASE_SECONDS": 5,
+        "NOTIFICATION_RETRY_BASE_SECONDS": 0.2,
+        "NOTIFICATION_RETRY_MAX_SECONDS": 1,
+        "ACKNOWLEDGEMENTS_PER_RECIPIENT_PER_DAY": 1000,
+        "COORDINATORS_EMAIL": "coordinators@quote-service.example",
+        **overrides,
+    }
+    return {**os.environ, **{name: str(value) for name, value in settings.items()}}
+
+
+class WorkerProcess:
+    """One `celery -A worker worker` process (solo pool unless `concurrency` > 1)."""
+
+    def __init__(
+        self, environment: Mapping[str, str], log_path: Path, concurrency: int = 1
+    ) -> None:
+        self.environment = dict(environment)
+        self.log_path = log_path
+        self.concurrency = concurrency
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        if self._process is None or self._exited():
+            return None
+        return self._process.pid
+
+    def _exited(self) -> bool:
+        """Whether the main process has exited, without reaping it.
+
+        Left unreaped, its pid stays its process group's id, so signalling the
+        group afterwards can only reach this worker's own processes.
+        """
+        assert self._process is not None
+        if self._process.returncode is not None:
+            return True
+        flags = os.WEXITED | os.WNOHANG | os.WNOWAIT
+        return os.waitid(os.P_PID, self._process.pid, flags) is not None
+
+    def start(self) -> WorkerProcess:
+        pool = (
+            ["--pool=solo"] if self.concurrency == 1 else ["--concurrency", str(self.concurrency)]
+        )
+        command = [sys.executable, "-m", "celery", "-A", "worker", "worker", *pool]
+        # A unique node name: a killed worker and its replacement must not look alike.
+        command += ["-n", f"faults-{uuid.uuid4().hex[:8]}@%h", "--loglevel=WARNING"]
+        command += ["--without-mingle", "--without-gossip"]
+        with open(self.log_path, "ab") as log_file:
+            self._process = subprocess.Popen(
+                command,
+                cwd=PROJECT_ROOT,
+                env=self.environment,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL the worker's process group and reap it: a crash, no shutdown code runs."""
+        self._end(graceful=False)
+
+    def stop(self) -> None:
+        """Warm shutdown (SIGTERM), bounded by `STOP_TIMEOUT`; then kill what is left."""
+        self._end(graceful=True)
+
+    def _end(self, graceful: bool) -> None:
+        process = self._process
+        if process is None or process.returncode is not None:
+            return
+        if graceful and not self._exited():
+            process.terminate()
+            deadline = time.monotonic() + STOP_TIMEOUT
+            while not self._exited() and time.monotonic() < deadline:
+                time.sleep(POLL_INTERVAL)
+        # The leader is not reaped yet, so the group id is still this worker's:
+        # pool children (or a worker that ignored SIGTERM) must not outlive the test.
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait(KILL_TIMEOUT)
+
+    def wait_for(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
+        """Poll `condition` until it holds; fail at once, with the log, if the worker dies."""
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if self.pid is None:
+                raise AssertionError(f"the worker died waiting for {what}:\n{self.log_tail()}")
+            if time.monotonic() >= deadline:
+                raise AssertionError(
+                    f"no {what} within {timeout:g} s; worker log:\n{self.log_tail()}"
+                )
+            time.sleep(POLL_INTERVAL)
+
+    def log_tail(self, lines: int = 30) -> str:
+        """The end of the worker's log, for assertion messages."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no worker log)"
+        return "\n".join(text.splitlines()[-lines:])
