@@ -3,43 +3,23 @@
 from __future__ import annotations
 
 import csv
-import io
 import logging
-from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import click
-import marshmallow as ma
 from flask import Flask
 from flask.cli import with_appcontext
-from sqlalchemy.exc import IntegrityError
 
-from quote_service.errors import InvalidFields, NotFound
+from quote_service.errors import NotFound
 from quote_service.extensions import db
-from quote_service.models import Condition, Provider, utcnow
-from quote_service.schemas.providers import ProviderCreateSchema
-from quote_service.services import outbox, providers, queue
+from quote_service.models import utcnow
+from quote_service.services import outbox, provider_csv, providers, queue
 
 log = logging.getLogger(__name__)
 
-PROVIDER_COLUMNS = (
-    "slug",
-    "name",
-    "destination",
-    "conditions",
-    "languages",
-    "contact_email",
-    "daily_capacity",
-    "weight",
-    "active",
-)
-LIST_SEPARATOR = ";"
 # How the access log names reads made from the command line (as `flask privacy` does).
 CLI_ACTOR = "cli"
-# Fields the import sets on a provider as they come out of the schema.
-IMPORTED_FIELDS = ("name", "contact_email", "daily_capacity", "weight", "active")
 
 
 # --- outbox ------------------------------------------------------------------
@@ -141,14 +121,6 @@ def _when(moment: datetime) -> str:
 # --- providers ---------------------------------------------------------------
 
 
-class ProviderFileError(ValueError):
-    """A providers CSV that cannot be imported; the message lists every problem."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("The file was not imported:\n" + "\n".join(problems))
-        self.problems = problems
-
-
 @click.group("providers")
 def providers_group() -> None:
     """Providers as CSV, to review or change many at once.
@@ -169,7 +141,7 @@ def providers_group() -> None:
 @with_appcontext
 def export_providers_command(path: Path | None) -> None:
     """Every provider, active or not, as CSV (the file `providers import` reads)."""
-    text = providers_csv(providers.list_providers())
+    text = provider_csv.providers_csv(providers.list_providers())
     if path is None:
         click.echo(text, nl=False)
         return
@@ -195,8 +167,8 @@ def import_providers_command(path: Path) -> None:
     """
     try:
         with path.open(encoding="utf-8-sig", newline="") as handle:
-            report = import_providers(handle)
-    except ProviderFileError as error:
+            report = provider_csv.import_providers(handle)
+    except provider_csv.ProviderFileError as error:
         db.session.rollback()
         raise click.ClickException(str(error)) from None
     except UnicodeDecodeError:
@@ -211,169 +183,6 @@ def import_providers_command(path: Path) -> None:
         f"{len(report['created'])} created, {len(report['updated'])} updated, "
         f"{len(report['unchanged'])} unchanged"
     )
-
-
-def providers_csv(items: Iterable[dict[str, Any]]) -> str:
-    """Providers, as `providers.describe` gives them, as CSV text."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(PROVIDER_COLUMNS)
-    for item in items:
-        writer.writerow(
-            [
-                item["slug"],
-                item["name"],
-                item["destination"],
-                LIST_SEPARATOR.join(item["conditions"]),
-                LIST_SEPARATOR.join(item["languages"]),
-                item["contact_email"],
-                item["daily_capacity"],
-                item["weight"],
-                "true" if item["active"] else "false",
-            ]
-        )
-    return buffer.getvalue()
-
-
-def import_providers(lines: Iterable[str]) -> dict[str, list[str]]:
-    """Check every row, then create or update providers by slug and commit once."""
-    rows = _checked_rows(lines)
-    report: dict[str, list[str]] = {"created": [], "updated": [], "unchanged": []}
-    for data, conditions in rows:
-        provider = db.session.execute(
-            db.select(Provider).where(Provider.slug == data["slug"])
-        ).scalar_one_or_none()
-        if provider is None:
-            _create(data, conditions)
-            report["created"].append(data["slug"])
-        elif _update(provider, data, conditions):
-            report["updated"].append(data["slug"])
-        else:
-            report["unchanged"].append(data["slug"])
-    try:
-        db.session.commit()
-    except IntegrityError:
-        # A slug created elsewhere between our read and our commit.
-        db.session.rollback()
-        raise ProviderFileError(["a provider changed while importing; run it again"]) from None
-    for action in ("created", "updated"):
-        for slug in report[action]:
-            log.info("provider %s %s by the CSV import", slug, action)
-    return report
-
-
-def _checked_rows(lines: Iterable[str]) -> list[tuple[dict[str, Any], list[Condition]]]:
-    """Every row parsed and validated, or a ProviderFileError naming each bad row."""
-    reader = csv.DictReader(lines)
-    header = reader.fieldnames or []
-    missing = [name for name in PROVIDER_COLUMNS if name not in header]
-    unknown = [name for name in header if name not in PROVIDER_COLUMNS]
-    if missing or unknown or len(set(header)) != len(header):
-        expected = ",".join(PROVIDER_COLUMNS)
-        raise ProviderFileError([f"row 1: the header must be {expected}"])
-    schema = ProviderCreateSchema()
-    problems: list[str] = []
-    checked: list[tuple[dict[str, Any], list[Condition]]] = []
-    first_row: dict[str, int] = {}
-    for raw in reader:
-        # The line the row ends on: the header is row 1, as a spreadsheet numbers it,
-        # and blank lines (which the reader skips) still count.
-        number = reader.line_num
-        if None in raw or any(value is None for value in raw.values()):
-            problems.append(f"row {number}: expected {len(PROVIDER_COLUMNS)} cells")
-            continue
-        try:
-            data = schema.load(_body(raw))
-        except ma.ValidationError as error:
-            problems.extend(_describe(number, _field_messages(error.messages)))
-            continue
-        slug = data["slug"]
-        if slug in first_row:
-            problems.append(f"row {number}: slug {slug} is on row {first_row[slug]} already")
-            continue
-        first_row[slug] = number
-        try:
-            # The providers API's own check against the catalog (destination,
-            # conditions offered there, languages), so both refuse alike.
-            conditions = providers._check_catalog(data, data["destination"], data["conditions"])
-        except InvalidFields as error:
-            problems.extend(_describe(number, error.fields))
-            continue
-        checked.append((data, conditions))
-    if problems:
-        raise ProviderFileError(problems)
-    return checked
-
-
-def _body(raw: dict[str, str]) -> dict[str, Any]:
-    """A CSV row as the body the providers API would receive."""
-    body: dict[str, Any] = {name: raw[name] for name in PROVIDER_COLUMNS}
-    for name in ("conditions", "languages"):
-        body[name] = [item.strip() for item in raw[name].split(LIST_SEPARATOR) if item.strip()]
-    if not raw["active"].strip():
-        del body["active"]  # the schema's default: active
-    else:
-        # The API takes JSON's true or false; a CSV cell says true, yes, 1...
-        try:
-            body["active"] = ma.fields.Boolean().deserialize(raw["active"])
-        except ma.ValidationError:
-            pass  # left as it is, for the schema to name the cell
-    return body
-
-
-def _field_messages(messages: Any) -> dict[str, list[str]]:
-    """Marshmallow's messages, with a list field's per-item messages joined."""
-    fields: dict[str, list[str]] = {}
-    for field, value in messages.items():
-        if isinstance(value, dict):
-            fields[field] = [msg for item in value.values() for msg in item]
-        else:
-            fields[field] = list(value)
-    return fields
-
-
-def _describe(number: int, fields: dict[str, list[str]]) -> list[str]:
-    return [f"row {number}: {field}: {' '.join(msgs)}" for field, msgs in fields.items()]
-
-
-def _create(data: dict[str, Any], conditions: list[Condition]) -> None:
-    now = utcnow()
-    provider = Provider(
-        slug=data["slug"],
-        destination_code=data["destination"],
-        languages=_unique(data["languages"]),
-        created_at=now,
-        updated_at=now,
-        **{name: data[name] for name in IMPORTED_FIELDS},
-    )
-    provider.conditions = conditions
-    db.session.add(provider)
-
-
-def _update(provider: Provider, data: dict[str, Any], conditions: list[Condition]) -> bool:
-    """Make the provider what its row says; True when anything changed."""
-    changed = False
-    values = {
-        "destination_code": data["destination"],
-        "languages": _unique(data["languages"]),
-        **{name: data[name] for name in IMPORTED_FIELDS},
-    }
-    for name, value in values.items():
-        if getattr(provider, name) != value:
-            setattr(provider, name, value)
-            changed = True
-    if {c.slug for c in provider.conditions} != {c.slug for c in conditions}:
-        provider.conditions = conditions
-        changed = True
-    if changed:
-        # Set explicitly: a change of conditions alone does not touch the row.
-        provider.updated_at = utcnow()
-    return changed
-
-
-def _unique(values: list[str]) -> list[str]:
-    """The values without repeats, in their first order (as the providers API stores them)."""
-    return list(dict.fromkeys(values))
 
 
 def register(app: Flask) -> None:

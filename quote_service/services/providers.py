@@ -70,18 +70,8 @@ def create_provider(data: dict[str, Any], actor_id: int) -> dict[str, Any]:
     """Check the body against the catalog, then store a new provider."""
     if _slug_taken(data["slug"]):
         raise Conflict(f"A provider with the slug {data['slug']} exists already.")
-    conditions = _check_catalog(data, data["destination"], data["conditions"])
-    now = utcnow()
-    provider = Provider(
-        slug=data["slug"],
-        destination_code=data["destination"],
-        languages=_unique(data["languages"]),
-        created_at=now,
-        updated_at=now,
-        **{name: data[name] for name in PLAIN_FIELDS},
-    )
-    provider.conditions = conditions
-    db.session.add(provider)
+    conditions = check_catalog(data, data["destination"], data["conditions"])
+    provider = new_provider(data, conditions)
     try:
         db.session.commit()
     except IntegrityError:
@@ -99,7 +89,7 @@ def update_provider(provider_id: int, data: dict[str, Any], actor_id: int) -> di
     provider = find_provider(provider_id)
     destination = data.get("destination", provider.destination_code)
     slugs = data.get("conditions", [c.slug for c in provider.conditions])
-    conditions = _check_catalog(data, destination, slugs)
+    conditions = check_catalog(data, destination, slugs)
     changed = [
         name for name in PLAIN_FIELDS if name in data and getattr(provider, name) != data[name]
     ]
@@ -108,8 +98,8 @@ def update_provider(provider_id: int, data: dict[str, Any], actor_id: int) -> di
     if destination != provider.destination_code:
         provider.destination_code = destination
         changed.append("destination")
-    if "languages" in data and _unique(data["languages"]) != provider.languages:
-        provider.languages = _unique(data["languages"])
+    if "languages" in data and unique(data["languages"]) != provider.languages:
+        provider.languages = unique(data["languages"])
         changed.append("languages")
     # Without either field the conditions stand as they are, even if the catalog moved on.
     checked = "conditions" in data or "destination" in data
@@ -133,6 +123,22 @@ def deactivate_provider(provider_id: int, actor_id: int) -> dict[str, Any]:
         db.session.commit()
         log.info("provider %s deactivated by user %s", provider.slug, actor_id)
     return describe([provider])[0]
+
+
+def new_provider(data: dict[str, Any], conditions: list[Condition]) -> Provider:
+    """A provider from a checked body, added to the session; the caller commits."""
+    now = utcnow()
+    provider = Provider(
+        slug=data["slug"],
+        destination_code=data["destination"],
+        languages=unique(data["languages"]),
+        created_at=now,
+        updated_at=now,
+        **{name: data[name] for name in PLAIN_FIELDS},
+    )
+    provider.conditions = conditions
+    db.session.add(provider)
+    return provider
 
 
 def describe(providers: Sequence[Provider]) -> list[dict[str, Any]]:
@@ -159,7 +165,7 @@ def describe(providers: Sequence[Provider]) -> list[dict[str, Any]]:
     ]
 
 
-def _check_catalog(data: dict[str, Any], destination: str, slugs: list[str]) -> list[Condition]:
+def check_catalog(data: dict[str, Any], destination: str, slugs: list[str]) -> list[Condition]:
     """Check what only the database knows; raise one error naming every bad field.
 
     Returns the provider's conditions. When only the destination changes, the
@@ -177,7 +183,7 @@ def _check_catalog(data: dict[str, Any], destination: str, slugs: list[str]) -> 
         errors["destination"] = [*not_offered, "Send the conditions it treats there too."]
     if "languages" in data:
         known = set(db.session.execute(db.select(Language.code)).scalars())
-        strange = [code for code in _unique(data["languages"]) if code not in known]
+        strange = [code for code in unique(data["languages"]) if code not in known]
         if strange:
             errors["languages"] = [f"Unknown language: {code}." for code in strange]
     if errors:
@@ -198,7 +204,7 @@ def _sort_conditions(
     conditions: list[Condition] = []
     unknown: list[str] = []
     not_offered: list[str] = []
-    for slug in _unique(slugs):
+    for slug in unique(slugs):
         condition = db.session.get(Condition, slug)
         if condition is None or not condition.active:
             unknown.append(f"Unknown condition: {slug}.")
@@ -224,6 +230,6 @@ def _slug_taken(slug: str) -> bool:
     )
 
 
-def _unique(values: list[str]) -> list[str]:
+def unique(values: list[str]) -> list[str]:
     """The values without repeats, in their first order."""
     return list(dict.fromkeys(values))
