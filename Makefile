@@ -42,3 +42,33 @@ format: $(STAMP)
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache
+
+# Benchmarks against floors measured in the same run (docs/PERFORMANCE.md).
+# They use PostgreSQL and Redis on loopback: a database and a Redis database
+# of their own (BENCH_DATABASE_URL, BENCH_REDIS_URL; emptied by each run),
+# and wrk, installed here from Debian's packages when missing.
+.PHONY: bench bench-smoke
+BENCH_ARGS ?=
+
+define ensure_wrk
+	@if ! command -v wrk >/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing wrk (apt-get)"; \
+			apt-get install -y -qq wrk >/dev/null 2>&1 \
+				|| { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }; \
+		else \
+			echo "wrk is missing: install it (sudo apt-get install wrk)"; exit 1; \
+		fi; \
+	fi
+endef
+
+# 10 to 20 minutes on 2 CPUs (with what else runs); writes docs/PERFORMANCE.md.
+bench: $(STAMP)
+	$(ensure_wrk)
+	BENCH_COMMAND="make bench" $(BIN)/python -m bench $(BENCH_ARGS)
+
+# Every scenario, tiny (well under a minute): proves the harness works, measures nothing.
+bench-smoke: $(STAMP)
+	$(ensure_wrk)
+	BENCH_COMMAND="make bench-smoke" $(BIN)/python -m bench --quick \
+		--json instance/bench-smoke.json $(BENCH_ARGS)
