@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet
+from kombu import Queue
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -218,6 +219,7 @@ def from_environment(
     }
 
 
+MAIL_QUEUE = "mail"
 # A task is killed after TASK_TIME_LIMIT seconds. Retries do not wait inside
 # Celery (the outbox schedules them), so the broker's visibility timeout only
 # has to outlast the longest task plus the longest retry backoff (1 h).
@@ -245,6 +247,10 @@ def celery_settings(redis_url: str) -> dict[str, Any]:
     return {
         "broker_url": redis_url or "memory://localhost/",
         "task_ignore_result": True,
+        # Emails on a queue of their own: an acknowledgement does not wait behind
+        # every routing already queued. Workers consume both (task_queues).
+        "task_queues": (Queue("celery"), Queue(MAIL_QUEUE)),
+        "task_routes": {"quote.send_notification": {"queue": MAIL_QUEUE}},
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "task_soft_time_limit": TASK_SOFT_TIME_LIMIT,

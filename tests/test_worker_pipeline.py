@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 import redis
@@ -24,8 +25,10 @@ from worker.relay import OutboxRelayStep
 URL = "/api/v1/quote-requests"
 
 
-def pipeline_app(make_app, database_url: str, redis_url: str, sink: SmtpSink) -> Flask:
-    app = make_app(base_config(database_url, REDIS_URL=redis_url, **smtp_config(sink)))
+def pipeline_app(
+    make_app, database_url: str, redis_url: str, sink: SmtpSink, **overrides: Any
+) -> Flask:
+    app = make_app(base_config(database_url, REDIS_URL=redis_url, **smtp_config(sink), **overrides))
     app.extensions["celery"].steps["worker"].add(OutboxRelayStep)
     return app
 
@@ -162,3 +165,17 @@ def test_redis_down_during_post_then_the_relay_delivers(postgres: Server, app, s
             assert len(smtp.received) == 2
     finally:
         broker.stop()
+
+
+def test_new_outbox_rows_wake_the_relay_without_waiting_for_its_poll(
+    postgres: Server, redis_server: Server, app, smtp, make_app
+):
+    with redis.Redis.from_url(redis_server.url) as client:
+        client.flushdb()
+    # A poll so slow that only the NOTIFY of each new row can explain a prompt delivery.
+    slow_poll = pipeline_app(
+        make_app, postgres.url, redis_server.url, smtp, OUTBOX_RELAY_SECONDS=60
+    )
+    with running_worker(slow_poll):
+        slow_poll.test_client().post(URL, json=valid_body(email="prompt@example.org"))
+        assert wait_until(lambda: len(smtp.received) == 2, timeout=30)

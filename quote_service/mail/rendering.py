@@ -8,6 +8,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import formatdate, make_msgid, parseaddr
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,13 @@ class Rendered:
     html: str
 
 
+@lru_cache(maxsize=8)
 def environment(override_dir: str | None = None) -> jinja2.Environment:
-    """Templates from `override_dir` first (deployments may restyle), then the package's."""
+    """Templates from `override_dir` first (deployments may restyle), then the package's.
+
+    Cached: an Environment compiles each template once and keeps it, and
+    building a new one per email made rendering the worker's largest cost.
+    """
     loaders: list[jinja2.BaseLoader] = []
     if override_dir:
         loaders.append(jinja2.FileSystemLoader(override_dir))

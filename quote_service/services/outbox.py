@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
+from sqlalchemy import text
 
 from quote_service.extensions import db
 from quote_service.logging_setup import current_request_id
@@ -29,6 +30,9 @@ TASK_FOR_TOPIC = {
     TOPIC_RECEIVED: "quote.route_request",
     TOPIC_SEND: "quote.send_notification",
 }
+
+# The relay LISTENs here (PostgreSQL) to publish new rows at once.
+NOTIFY_CHANNEL = "quote_service_outbox"
 
 # (task name, outbox row id, broker connection, request id or None)
 Publish = Callable[[str, int, Any, str | None], None]
@@ -45,6 +49,10 @@ def enqueue(topic: str, payload: dict[str, int], now: datetime | None = None) ->
     body: dict[str, Any] = {**payload, "request_id": request_id} if request_id else dict(payload)
     row = OutboxMessage(topic=topic, payload=body, created_at=now, available_at=now)
     db.session.add(row)
+    if db.session.get_bind().dialect.name == "postgresql":
+        # Sent when the transaction commits, so the relay wakes for committed rows
+        # only; PostgreSQL folds repeats within one transaction.
+        db.session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
     return row
 
 

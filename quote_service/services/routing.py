@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, time
 
+from sqlalchemy.orm import selectinload
+
 from quote_service.extensions import db
 from quote_service.models import Event, Provider, QuoteRequest, RoutingDecision, utcnow
 
@@ -127,7 +129,9 @@ def decide(
             db.select(Provider)
             .where(Provider.destination_code == request.destination_code)
             .order_by(Provider.id)
-            .with_for_update()
+            # One query for every provider's conditions, not one per provider.
+            .options(selectinload(Provider.conditions))
+            .with_for_update(of=Provider)
         ).scalars()
     )
     loads = loads_today([p.id for p in providers], now)
