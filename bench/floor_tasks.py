@@ -15,6 +15,7 @@ from email.message import EmailMessage
 import psycopg
 import redis
 from celery import Celery
+from kombu import Queue
 
 from bench.database import FLOOR_TABLE, libpq_url
 from quote_service.config import celery_settings
@@ -29,7 +30,15 @@ ACK = "bench.floor_ack"
 def make_celery(redis_url: str) -> Celery:
     """A Celery app with the project's settings on the floor's own queue."""
     app = Celery("bench_floor")
-    app.config_from_object({**celery_settings(redis_url), "task_default_queue": QUEUE})
+    app.config_from_object(
+        {
+            **celery_settings(redis_url),
+            # Only its own queue: the project's queues are the project worker's.
+            "task_default_queue": QUEUE,
+            "task_queues": (Queue(QUEUE),),
+            "task_routes": {},
+        }
+    )
     return app
 
 
