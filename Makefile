@@ -18,7 +18,7 @@ install: $(STAMP)
 run: $(STAMP)
 	$(FLASK) db upgrade
 	$(FLASK) seed
-	$(BIN)/python -m worker.devserver
+	LOG_FORMAT=$${LOG_FORMAT:-text} $(BIN)/python -m worker.devserver
 
 # Uses TEST_DATABASE_URL / TEST_REDIS_URL when they answer; otherwise the tests
 # start throwaway servers (installed binaries, else the pip-installable ones).
