@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,10 +20,11 @@ FieldErrors = dict[str, list[str]]
 
 
 class ServiceError(Exception):
-    """A refusal a service raises; it knows its own HTTP status and code."""
+    """A refusal a service raises; it knows its own HTTP status, code and headers."""
 
     status = 400
     code = "bad_request"
+    headers: dict[str, str] = {}
 
     def __init__(
         self,
@@ -43,6 +45,17 @@ class InvalidFields(ServiceError):
 
     def __init__(self, fields: FieldErrors, message: str = "Some fields are invalid.") -> None:
         super().__init__(message, fields)
+
+
+class Unauthorized(ServiceError):
+    status = 401
+    code = "unauthorized"
+    headers = {"WWW-Authenticate": "Bearer"}
+
+
+class Forbidden(ServiceError):
+    status = 403
+    code = "forbidden"
 
 
 class NotFound(ServiceError):
@@ -171,9 +184,8 @@ def handle_http_exception(error: HTTPException) -> Response:
 
 
 def handle_service_error(error: ServiceError) -> Response:
-    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
     return error_response(
-        error.status, error.code, error.message, error.fields, headers, error.extra
+        error.status, error.code, error.message, error.fields, error.headers, error.extra
     )
 
 
@@ -206,7 +218,10 @@ def end_session_despite_disconnect(exception: BaseException | None) -> None:
 def handle_unexpected(error: Exception) -> Response:
     if isinstance(error, HTTPException):
         return handle_http_exception(error)
-    log.error("unhandled %s", type(error).__name__, exc_info=error)
+    # The frames say where; the exception's message may quote what a patient
+    # sent (a value in a KeyError, say), so it stays out of the log.
+    frames = "".join(traceback.format_tb(error.__traceback__))
+    log.error("unhandled %s\n%s", type(error).__name__, frames)
     return error_response(500, "internal_error", HTTP_MESSAGES[500])
 
 

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from flask import g, request
 
-from quote_service.errors import ServiceError
+from quote_service.errors import Forbidden, Unauthorized
 from quote_service.models import User
 from quote_service.services.users import authenticate
 
@@ -30,16 +30,6 @@ SECURITY_SCHEMES = {
         "description": "An admin's token; a coordinator's token gets 403.",
     },
 }
-
-
-class Unauthorized(ServiceError):
-    status = 401
-    code = "unauthorized"
-
-
-class Forbidden(ServiceError):
-    status = 403
-    code = "forbidden"
 
 
 def current_user() -> User:

@@ -150,15 +150,17 @@ def anonymise(request: QuoteRequest, actor: str, reason: str) -> None:
 def _cancel_pending_work(request: QuoteRequest) -> None:
     """Complete the outbox rows of a request: nothing more is sent or routed for it."""
     notification_ids = db.select(Notification.id).where(Notification.quote_request_id == request.id)
-    rows = db.session.execute(
-        db.select(OutboxMessage).where(OutboxMessage.completed_at.is_(None))
-    ).scalars()
-    wanted = set(db.session.execute(notification_ids).scalars())
-    for row in rows:
-        if row.payload.get("quote_request_id") == request.id or (
-            row.payload.get("notification_id") in wanted
-        ):
-            row.completed_at = utcnow()
+    db.session.execute(
+        db.update(OutboxMessage)
+        .where(
+            OutboxMessage.completed_at.is_(None),
+            db.or_(
+                OutboxMessage.payload["quote_request_id"].as_integer() == request.id,
+                OutboxMessage.payload["notification_id"].as_integer().in_(notification_ids),
+            ),
+        )
+        .values(completed_at=utcnow())
+    )
 
 
 def erase_person(email: str, actor: str, user_id: int | None) -> int:
