@@ -33,6 +33,8 @@ COPY --from=builder /opt/venv /opt/venv
 COPY quote_service ./quote_service
 COPY worker ./worker
 COPY migrations ./migrations
+# gunicorn reads its settings (threaded workers, body timeouts) from the working directory.
+COPY gunicorn.conf.py ./
 # The code stays root's and read-only to the app; instance/ is its one writable
 # folder (celery beat's schedule).
 RUN mkdir instance && chown app:app instance

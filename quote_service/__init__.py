@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
-from werkzeug.middleware.proxy_fix import ProxyFix
 
-from quote_service import cli, config, crypto, errors, logging_setup, metrics
+from quote_service import cli, config, crypto, errors, http_guards, logging_setup, metrics
 from quote_service.api import register_blueprints
 from quote_service.extensions import api, celery_init_app, cors, db, limiter, migrate
 
@@ -25,13 +24,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
-    if app.config["TRUSTED_PROXY_COUNT"]:
-        # Only that many proxies' X-Forwarded-For is believed; the rest is spoofable.
-        count = app.config["TRUSTED_PROXY_COUNT"]
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count)  # type: ignore[method-assign]
     # First, so the request id is bound and the request counted before any other hook runs.
     logging_setup.init_app(app)
     metrics.init_app(app)
+    # Before the rate limiter: it keys on the client address these check.
+    http_guards.init_app(app)
     register_extensions(app)
     register_blueprints()
     errors.register_error_handlers(app)
@@ -50,6 +47,9 @@ def register_extensions(app: Flask) -> None:
     cors.init_app(
         app,
         resources={r"/api/*": {"origins": app.config["CORS_ORIGINS"]}},
+        # CORS headers only answer a browser's Origin that is allowed; without
+        # this, a request with no Origin would be told every allowed origin.
+        always_send=False,
         expose_headers=["Location", "Idempotent-Replayed", "Retry-After", "X-Request-ID"],
     )
     celery_init_app(app)

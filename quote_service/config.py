@@ -158,6 +158,18 @@ def from_environment(
             "NOTIFICATION_RETRY_MAX_SECONDS", get("NOTIFICATION_RETRY_MAX_SECONDS", "3600")
         ),
         "COORDINATORS_EMAIL": get("COORDINATORS_EMAIL", "coordinators@quote-service.example"),
+        # Alerts the public can cause (unroutable, SLA): this many of a kind per
+        # interval are sent one by one, the rest go out in one digest per interval.
+        "COORDINATOR_ALERTS_PER_INTERVAL": parse_int(
+            "COORDINATOR_ALERTS_PER_INTERVAL",
+            get("COORDINATOR_ALERTS_PER_INTERVAL", "5"),
+            minimum=0,
+        ),
+        "COORDINATOR_ALERT_INTERVAL_MINUTES": parse_float(
+            "COORDINATOR_ALERT_INTERVAL_MINUTES",
+            get("COORDINATOR_ALERT_INTERVAL_MINUTES", "15"),
+            minimum=0.01,
+        ),
         "DATA_ENCRYPTION_KEYS": parse_fernet_keys(get("DATA_ENCRYPTION_KEYS", "")),
         "RETENTION_DAYS": parse_int("RETENTION_DAYS", get("RETENTION_DAYS", "730"), minimum=1),
         "MAIL_BODY_RETENTION_DAYS": parse_int(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from quote_service.services import idempotency, notifications, pipeline, privacy, sla
+from quote_service.services import alerts, idempotency, notifications, pipeline, privacy, sla
 
 # acks_late + reject_on_worker_lost (set app-wide): a task killed mid-way is
 # delivered again; the services make a second run change nothing.
@@ -24,6 +24,12 @@ def send_notification(outbox_id: int) -> str:
 def check_sla() -> int:
     """Beat: alert the coordinators about requests past the first-response SLA."""
     return sla.alert_sla_breaches()
+
+
+@shared_task(name="quote.send_alert_digest")
+def send_alert_digest() -> int:
+    """Beat: one digest of the coordinator alerts held back by the cap, once per interval."""
+    return alerts.send_digest()
 
 
 @shared_task(name="quote.apply_retention")

@@ -4,6 +4,7 @@ the error responses every operation documents."""
 from __future__ import annotations
 
 import http
+import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -15,6 +16,63 @@ from webargs.flaskparser import FlaskParser, abort, is_json_request
 
 FORM_MIMETYPE = "application/x-www-form-urlencoded"
 BODY_LOCATIONS = {"json", "json_or_form", "form"}
+# No field takes a longer number; Python's own limit (4,300 digits) is a ValueError deep
+# in the decoder, and converting very long ones is slow.
+MAX_JSON_INTEGER_DIGITS = 100
+
+
+class UnacceptableJson(ValueError):
+    """Valid JSON syntax that the service refuses as malformed input."""
+
+
+def _parse_int(digits: str) -> int:
+    if len(digits.lstrip("-")) > MAX_JSON_INTEGER_DIGITS:
+        raise UnacceptableJson(
+            f"Numbers in the JSON body may have at most {MAX_JSON_INTEGER_DIGITS} digits."
+        )
+    return int(digits)
+
+
+def _refuse_constant(name: str) -> None:
+    # NaN and Infinity are not JSON (RFC 8259), although Python's decoder reads them.
+    raise UnacceptableJson("NaN and Infinity are not JSON numbers.")
+
+
+def _holds_lone_surrogate(document: Any) -> bool:
+    """Whether any key or string holds a lone surrogate (`"\\ud800"`), which is no text.
+
+    Iterative: a deep document must not hit the recursion limit here either.
+    """
+    pending = [document]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
+
+
+def loads_strictly(raw: bytes) -> Any:
+    """JSON as webargs reads it, refusing what PostgreSQL or Python cannot take.
+
+    UnicodeDecodeError and JSONDecodeError are webargs' "Invalid JSON body";
+    UnacceptableJson says what else is wrong.
+    """
+    document = json.loads(
+        raw.decode("utf-8"), parse_int=_parse_int, parse_constant=_refuse_constant
+    )
+    if _holds_lone_surrogate(document):
+        raise UnacceptableJson(
+            "The JSON body holds a broken character (a lone UTF-16 surrogate such as \\ud800)."
+        )
+    return document
 
 
 class Parser(FlaskParser):
@@ -24,7 +82,9 @@ class Parser(FlaskParser):
       other body, instead of silently reading an empty form.
     - `json` answers 415 for a body of another media type, instead of reading
       no body at all (which an action without required fields would accept).
-    - JSON nested deeper than Python's recursion limit is a 400, not a 500.
+    - JSON nested deeper than Python's recursion limit is a 400, not a 500;
+      so are integers of more than 100 digits, NaN and Infinity, and strings
+      holding a lone surrogate (which no database can store as text).
     """
 
     def load_json(self, req: flask.Request, schema: ma.Schema) -> Any:
@@ -33,10 +93,14 @@ class Parser(FlaskParser):
         return super().load_json(req, schema)
 
     def _raw_load_json(self, req: flask.Request) -> Any:
+        if not is_json_request(req):
+            return core.missing
         try:
-            return super()._raw_load_json(req)
+            return loads_strictly(req.get_data(cache=True))
         except RecursionError:
             abort(400, messages={"json": ["The JSON body is nested too deeply."]})
+        except UnacceptableJson as error:
+            abort(400, messages={"json": [str(error)]})
 
     def load_json_or_form(self, req: flask.Request, schema: ma.Schema) -> Any:
         if is_json_request(req):

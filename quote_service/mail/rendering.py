@@ -6,13 +6,15 @@ import hashlib
 from dataclasses import dataclass
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.policy import SMTP
+from email.policy import SMTP, SMTPUTF8
 from email.utils import formatdate, make_msgid, parseaddr
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import jinja2
+
+from quote_service.addresses import envelope
 
 PACKAGE_TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "email"
 
@@ -58,10 +60,17 @@ def render(env: jinja2.Environment, kind: str, language: str, context: dict[str,
 def build_message(
     sender: str, recipient: str, rendered: Rendered, reply_to: str | None = None
 ) -> EmailMessage:
-    """A multipart/alternative message with a fresh Message-ID."""
-    message = EmailMessage(policy=SMTP)
+    """A multipart/alternative message with a fresh Message-ID.
+
+    The `To` header carries the recipient's domain in its ASCII (IDNA) form;
+    a local part that is not ASCII is written as UTF-8, which only a server
+    offering SMTPUTF8 takes (the sender checks). ValueError if `recipient`
+    is not an address at all.
+    """
+    to = envelope(recipient)
+    message = EmailMessage(policy=SMTPUTF8 if to.smtputf8 else SMTP)
     message["From"] = sender
-    message["To"] = Address(addr_spec=recipient)
+    message["To"] = Address(addr_spec=to.address)
     if reply_to:
         # Replies from patients and clinics reach the coordinators, not no-reply.
         message["Reply-To"] = reply_to

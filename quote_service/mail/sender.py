@@ -11,6 +11,8 @@ from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, Protocol
 
+from quote_service.addresses import envelope
+
 
 class SendError(Exception):
     """Sending failed; `permanent` says whether trying again can help."""
@@ -44,13 +46,24 @@ class SmtpSender:
 
     def send(self, recipient: str, raw: bytes) -> None:
         envelope_from = parseaddr(self.mail_from)[1]
+        to = envelope(recipient)
+        # A UTF-8 local part (in RCPT TO and the To header) needs the server's SMTPUTF8.
+        international = to.smtputf8 or not raw.isascii()
         try:
             with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
                 if self.starttls:
                     smtp.starttls(context=ssl.create_default_context())
                 if self.username:
                     smtp.login(self.username, self.password)
-                smtp.sendmail(envelope_from, [recipient], raw)
+                smtp.ehlo_or_helo_if_needed()
+                if international and not smtp.has_extn("smtputf8"):
+                    # Nothing would change on a retry: this server cannot carry the address.
+                    raise PermanentSendError(
+                        "the mail server does not offer SMTPUTF8, needed for an address "
+                        "whose part before the @ is not ASCII"
+                    )
+                options = ["SMTPUTF8"] if international else []
+                smtp.sendmail(envelope_from, [to.address], raw, mail_options=options)
         except smtplib.SMTPRecipientsRefused as error:
             code, reply = next(iter(error.recipients.values()))
             raise classify(code, reply) from None

@@ -8,13 +8,31 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, validates
 
+from quote_service.addresses import mailbox
 from quote_service.crypto import keyring
 from quote_service.models.base import Base, EncryptedText, UTCDateTime, utcnow
 
-NOTIFICATION_KINDS = ("acknowledgement", "provider", "unroutable_alert", "sla_alert")
+NOTIFICATION_KINDS = (
+    "acknowledgement",
+    "provider",
+    "unroutable_alert",
+    "sla_alert",
+    "alert_digest",
+)
 # pending -> sending -> sent; sending -> pending (retry) or failed. blocked (a
 # disclaimer missing) and suppressed (recipient's daily cap) are never sent.
-NOTIFICATION_STATUSES = ("pending", "sending", "sent", "failed", "blocked", "suppressed")
+# grouped: an alert over the coordinators' cap, waiting for the next digest;
+# digested: it went out in one (services/alerts.py).
+NOTIFICATION_STATUSES = (
+    "pending",
+    "sending",
+    "sent",
+    "failed",
+    "blocked",
+    "suppressed",
+    "grouped",
+    "digested",
+)
 
 
 class Notification(Base):
@@ -28,11 +46,14 @@ class Notification(Base):
     __tablename__ = "notification"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    quote_request_id: Mapped[int] = mapped_column(ForeignKey("quote_request.id"))
+    # None only for an alert digest, which names many requests.
+    quote_request_id: Mapped[int | None] = mapped_column(ForeignKey("quote_request.id"))
     kind: Mapped[str] = mapped_column(String(32))
     dedupe_key: Mapped[str] = mapped_column(String(120), unique=True)
     recipient: Mapped[str] = mapped_column(EncryptedText)
     recipient_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    # The same for the inbox (the address without its +tag), for the daily cap.
+    recipient_mailbox_hash: Mapped[str | None] = mapped_column(String(64))
     language: Mapped[str] = mapped_column(String(8))
     status: Mapped[str] = mapped_column(String(20), default="pending")
     subject: Mapped[str] = mapped_column(String(300))
@@ -48,9 +69,13 @@ class Notification(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    __table_args__ = (Index("ix_notification_request", "quote_request_id", "id"),)
+    __table_args__ = (
+        Index("ix_notification_request", "quote_request_id", "id"),
+        Index("ix_notification_recipient_mailbox", "recipient_mailbox_hash", "created_at"),
+    )
 
     @validates("recipient")
     def _hash_recipient(self, key: str, value: str) -> str:
         self.recipient_hash = keyring().lookup_hash(value) if value else None
+        self.recipient_mailbox_hash = keyring().lookup_hash(mailbox(value)) if value else None
         return value

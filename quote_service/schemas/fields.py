@@ -11,11 +11,23 @@ import pycountry
 
 from quote_service.schemas.base import Text
 
+# RFC 5321: a mail server may refuse a local part longer than this, in octets.
+LOCAL_PART_MAX_OCTETS = 64
+
 
 class Email(Text):
-    """An email address, checked for syntax and normalised by email-validator."""
+    """An email address, checked for syntax and normalised by email-validator.
 
-    default_error_messages = {"invalid_email": "Enter a valid email address."}
+    International addresses are accepted: the domain is sent in its ASCII
+    (IDNA) form, and a local part that is not ASCII with SMTPUTF8 (see
+    `quote_service.addresses`).
+    """
+
+    default_error_messages = {
+        "invalid_email": "Enter a valid email address.",
+        "local_part_too_long": "The part before the @ is too long: at most 64 characters "
+        "(fewer with accented letters).",
+    }
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
@@ -24,6 +36,8 @@ class Email(Text):
             result = email_validator.validate_email(text, check_deliverability=False)
         except email_validator.EmailNotValidError as error:
             raise ma.ValidationError(f"Enter a valid email address: {error}") from None
+        if len(result.local_part.encode("utf-8")) > LOCAL_PART_MAX_OCTETS:
+            raise self.make_error("local_part_too_long")
         return result.normalized
 
 

@@ -10,7 +10,14 @@ from urllib.parse import urlsplit
 import marshmallow as ma
 from flask import current_app, has_request_context, request
 
-from quote_service.schemas.base import Checkbox, FormSchema, StrictSchema, Text, WholeNumber
+from quote_service.schemas.base import (
+    Checkbox,
+    FormSchema,
+    PersonName,
+    StrictSchema,
+    Text,
+    WholeNumber,
+)
 from quote_service.schemas.fields import CountryCode, Email, normalise_phone
 
 REQUIRED = {"required": "This field is required."}
@@ -34,7 +41,7 @@ def earliest_local_today(now: datetime | None = None) -> date:
 class QuoteRequestInSchema(FormSchema):
     """A free quote request as a website form sends it."""
 
-    full_name = Text(
+    full_name = PersonName(
         required=True,
         validate=ma.validate.Length(min=1, max=200),
         error_messages=REQUIRED,

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC
 from typing import Any
 
 import marshmallow as ma
 
 from quote_service.models import STATUSES
-from quote_service.schemas.base import StrictSchema, Text
+from quote_service.schemas.base import StrictSchema, Text, UTCDateTime
 from quote_service.schemas.fields import CountryCode
 
 NOTE = Text(multiline=True, validate=ma.validate.Length(min=1, max=5000))
@@ -36,8 +35,8 @@ class QueueQuerySchema(StrictSchema):
         validate=ma.validate.Length(min=1, max=320),
         metadata={"description": "A reference, an exact email address, or part of a name."},
     )
-    created_after = ma.fields.AwareDateTime(default_timezone=UTC)
-    created_before = ma.fields.AwareDateTime(default_timezone=UTC)
+    created_after = UTCDateTime()
+    created_before = UTCDateTime()
     sort = Text(
         load_default="newest",
         validate=ma.validate.OneOf(["newest", "oldest"]),

@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC
 from typing import Any
 
 import marshmallow as ma
 
-from quote_service.schemas.base import StrictSchema
+from quote_service.schemas.base import StrictSchema, UTCDateTime
 
 
 class StatisticsQuerySchema(StrictSchema):
-    created_after = ma.fields.AwareDateTime(
-        default_timezone=UTC,
+    created_after = UTCDateTime(
         load_default=None,
         metadata={
             "description": "Count requests created at or after this (ISO 8601; UTC if naive)."
         },
     )
-    created_before = ma.fields.AwareDateTime(
-        default_timezone=UTC,
+    created_before = UTCDateTime(
         load_default=None,
         metadata={"description": "Count requests created before this (ISO 8601; UTC if naive)."},
     )

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
+from quote_service.addresses import mailbox
 from quote_service.crypto import keyring
 from quote_service.errors import InvalidFields
 from quote_service.extensions import db
@@ -38,8 +39,9 @@ from quote_service.services.references import new_reference
 PATIENT = "patient"
 # Collisions in 6.6e11 references are rare; a few tries make them harmless.
 REFERENCE_ATTEMPTS = 5
-# A submission matching one of these, of the same email, condition and destination
-# within the window, is the same patient asking again: it is linked, not stored.
+# A submission matching one of these, of the same inbox (the email without its
+# +tag), condition and destination within the window, is the same patient asking
+# again: it is linked, not stored.
 OPEN_STATUSES = ("received", "routed", "unroutable", "in_review")
 DUPLICATE_WINDOW = timedelta(hours=24)
 
@@ -183,13 +185,16 @@ def _new_request(
 
 
 def _open_duplicate(data: dict[str, Any], now: datetime) -> QuoteRequest | None:
-    """The newest open request of the same email, condition and destination in the window."""
+    """The newest open request of the same inbox, condition and destination in the window.
+
+    `jan+1@` and `jan+2@` are one inbox: tags must not get around the check.
+    """
     _lock_submissions_like(data)
     return (
         db.session.execute(
             db.select(QuoteRequest)
             .where(
-                QuoteRequest.email_hash.in_(keyring().lookup_hashes(data["email"])),
+                QuoteRequest.mailbox_hash.in_(keyring().lookup_hashes(mailbox(data["email"]))),
                 QuoteRequest.condition_slug == data["condition"],
                 QuoteRequest.destination_code == data["destination"],
                 QuoteRequest.status.in_(OPEN_STATUSES),
@@ -218,7 +223,7 @@ def _lock_submissions_like(data: dict[str, Any]) -> None:
 def submission_lock_key(email: str, condition: str, destination: str) -> int:
     """The advisory lock key (signed 64 bits) of a submission; the email enters only hashed."""
     # The keyed lookup hash, not the address: lock keys are visible in pg_locks.
-    material = "\x00".join((keyring().lookup_hash(email), condition, destination))
+    material = "\x00".join((keyring().lookup_hash(mailbox(email)), condition, destination))
     return int.from_bytes(hashlib.sha256(material.encode()).digest()[:8], "big", signed=True)
 
 

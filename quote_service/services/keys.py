@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import text
 
+from quote_service.addresses import mailbox
 from quote_service.crypto import keyring
 from quote_service.extensions import db
 
@@ -15,20 +16,34 @@ from quote_service.extensions import db
 class EncryptedColumns:
     table: str
     columns: tuple[str, ...]
-    # column -> its lookup-hash column, recomputed with the newest key.
-    hashes: tuple[tuple[str, str], ...] = ()
+    # (column, its lookup-hash column, what of the value is hashed), recomputed
+    # with the newest key.
+    hashes: tuple[tuple[str, str, Callable[[str], str]], ...] = ()
+
+
+def _itself(value: str) -> str:
+    return value
 
 
 ENCRYPTED = (
     EncryptedColumns(
         "quote_request",
         ("email", "phone", "message"),
-        (("email", "email_hash"), ("phone", "phone_hash")),
+        (
+            ("email", "email_hash", _itself),
+            ("email", "mailbox_hash", mailbox),
+            ("phone", "phone_hash", _itself),
+        ),
     ),
     EncryptedColumns("event", ("note",)),
     EncryptedColumns("routing_decision", ("note",)),
     EncryptedColumns(
-        "notification", ("recipient", "mime", "last_error"), (("recipient", "recipient_hash"),)
+        "notification",
+        ("recipient", "mime", "last_error"),
+        (
+            ("recipient", "recipient_hash", _itself),
+            ("recipient", "recipient_mailbox_hash", mailbox),
+        ),
     ),
 )
 
@@ -79,10 +94,10 @@ def _rotate_row(spec: EncryptedColumns, row) -> int:  # noqa: ANN001 - a result 
     for column, token in values.items():
         if token is not None and not keys.is_current(token):
             updates[column] = keys.rotate(token)
-    for column, hash_column in spec.hashes:
+    for column, hash_column, hashed in spec.hashes:
         token = values[column]
         plain = keys.decrypt(token) if token is not None else None
-        updates[hash_column] = keys.lookup_hash(plain) if plain else None
+        updates[hash_column] = keys.lookup_hash(hashed(plain)) if plain else None
     if not any(column in updates for column in spec.columns):
         # Already on the newest key; hashes are rewritten only with the values.
         return 0

@@ -24,11 +24,12 @@ from typing import Any
 import pycountry
 from flask import current_app
 
+from quote_service.addresses import mailbox
 from quote_service.crypto import keyring
 from quote_service.extensions import db
 from quote_service.mail.guard import missing_disclaimers
 from quote_service.mail.rendering import body_sha256, build_message, environment, render
-from quote_service.mail.sender import SendError, sender_from_config
+from quote_service.mail.sender import SendError, TransientSendError, sender_from_config
 from quote_service.models import (
     Condition,
     Destination,
@@ -42,13 +43,13 @@ from quote_service.models import (
     Treatment,
     utcnow,
 )
-from quote_service.services import outbox
+from quote_service.services import alerts, outbox
 from quote_service.services.catalog import DEFAULT_LANGUAGE, disclaimers_in_scope, translated
 
 log = logging.getLogger(__name__)
 
 SYSTEM = "system"
-FINAL_STATUSES = ("sent", "failed", "blocked", "suppressed")
+FINAL_STATUSES = ("sent", "failed", "blocked", "suppressed", "grouped", "digested")
 TEMPLATE_LANGUAGES = ("en", "fr", "nl", "de")
 
 
@@ -110,11 +111,19 @@ def _record(
 ) -> Notification:
     """Render, check and record one notification, with an outbox row when it may go."""
     config = current_app.config
-    rendered = render(environment(config["MAIL_TEMPLATES_DIR"] or None), kind, language, context)
-    message = build_message(
-        config["MAIL_FROM"], recipient, rendered, reply_to=config["COORDINATORS_EMAIL"]
-    )
-    raw = message.as_bytes()
+    try:
+        rendered = render(
+            environment(config["MAIL_TEMPLATES_DIR"] or None), kind, language, context
+        )
+        message = build_message(
+            config["MAIL_FROM"], recipient, rendered, reply_to=config["COORDINATORS_EMAIL"]
+        )
+        raw = message.as_bytes()
+    except Exception as error:
+        # An address or template that cannot become a message must not crash the
+        # routing that called for it (and have it re-published forever): the email
+        # is recorded as failed, visibly, and the rest of the work goes on.
+        return _record_unbuildable(request, kind, dedupe_key, recipient, language, error)
     notification = Notification(
         quote_request_id=request.id,
         kind=kind,
@@ -124,7 +133,8 @@ def _record(
         subject=rendered.subject,
         message_id=str(message["Message-ID"]),
         body_sha256=body_sha256(message),
-        mime=raw.decode("ascii"),
+        # UTF-8 only in the headers of a message to an international address.
+        mime=raw.decode("utf-8"),
         disclaimers=[
             {"key": d.key, "version": d.version, "language": d.language} for d in disclaimers or []
         ],
@@ -139,6 +149,8 @@ def _record(
     elif kind == "acknowledgement" and _recipient_capped(recipient):
         notification.status = "suppressed"
         notification.last_error = "daily cap of acknowledgements to this address reached"
+    elif kind in alerts.ALERT_KINDS and alerts.over_cap(kind):
+        notification.status = "grouped"
     db.session.add(notification)
     db.session.flush()
     if missing:
@@ -147,22 +159,56 @@ def _record(
     elif notification.status == "suppressed":
         log.warning("acknowledgement of %s suppressed: recipient cap", request.reference)
         _event(request, f"{kind}_suppressed", notification.last_error, notification)
+    elif notification.status == "grouped":
+        _event(request, f"{kind}_grouped", alerts.GROUPED_NOTE, notification)
     else:
         outbox.enqueue(outbox.TOPIC_SEND, {"notification_id": notification.id})
     return notification
 
 
+def _record_unbuildable(
+    request: QuoteRequest,
+    kind: str,
+    dedupe_key: str,
+    recipient: str,
+    language: str,
+    error: Exception,
+) -> Notification:
+    notification = Notification(
+        quote_request_id=request.id,
+        kind=kind,
+        dedupe_key=dedupe_key,
+        recipient=recipient,
+        language=language,
+        subject="",
+        message_id="",
+        body_sha256="",
+        mime=None,
+        disclaimers=[],
+        status="failed",
+        # Kept encrypted with the notification; the log gets the type only.
+        last_error=f"could not build the message: {type(error).__name__}: {error}"[:1000],
+        created_at=utcnow(),
+    )
+    db.session.add(notification)
+    db.session.flush()
+    log.warning("%s of %s not built: %s", kind, request.reference, type(error).__name__)
+    _event(request, f"{kind}_failed", notification.last_error, notification)
+    return notification
+
+
 def _recipient_capped(recipient: str) -> bool:
-    """Whether this address had its daily share of acknowledgements already.
+    """Whether this inbox had its daily share of acknowledgements already.
 
     The form is public: without a cap anyone could mail-bomb a stranger
-    through it, one "acknowledgement" at a time.
+    through it, one "acknowledgement" at a time. It counts per inbox
+    (`jan+1@` and `jan+2@` are one), not per address.
     """
     since = utcnow() - timedelta(days=1)
     count = db.session.execute(
         db.select(db.func.count(Notification.id)).where(
             Notification.kind == "acknowledgement",
-            Notification.recipient_hash.in_(keyring().lookup_hashes(recipient)),
+            Notification.recipient_mailbox_hash.in_(keyring().lookup_hashes(mailbox(recipient))),
             Notification.status.not_in(("blocked", "suppressed")),
             Notification.created_at >= since,
         )
@@ -170,7 +216,11 @@ def _recipient_capped(recipient: str) -> bool:
     return count >= current_app.config["ACKNOWLEDGEMENTS_PER_RECIPIENT_PER_DAY"]
 
 
-def _event(request: QuoteRequest, type_: str, note: str | None, notification: Notification) -> None:
+def _event(
+    request: QuoteRequest | None, type_: str, note: str | None, notification: Notification
+) -> None:
+    if request is None:
+        return  # a digest to the coordinators belongs to no request's timeline
     db.session.add(
         Event(
             quote_request_id=request.id,
@@ -295,13 +345,21 @@ def deliver(outbox_id: int) -> str:
     notification.last_attempt_at = now
     db.session.commit()
 
-    request = db.session.get_one(QuoteRequest, notification.quote_request_id)
+    request = _request_of(notification)
     try:
         sender_from_config(current_app.config).send(
-            notification.recipient, notification.mime.encode("ascii")
+            notification.recipient, notification.mime.encode("utf-8")
         )
     except SendError as error:
         return _failed_attempt(outbox_id, notification, request, error)
+    except Exception as error:
+        # Anything else that breaks around a send is an attempt all the same:
+        # counted, retried with backoff and in the end `failed`, never a task
+        # that dies and leaves the email `sending` to be re-published forever.
+        log.warning("unexpected %s sending %s", type(error).__name__, notification.kind)
+        db.session.rollback()
+        unexpected = TransientSendError(f"unexpected: {type(error).__name__}: {error}")
+        return _failed_attempt(outbox_id, notification, request, unexpected)
 
     row = db.session.get_one(OutboxMessage, outbox_id)
     notification.status = "sent"
@@ -310,12 +368,22 @@ def deliver(outbox_id: int) -> str:
     outbox.complete(row)
     _event(request, f"{notification.kind}_sent", None, notification)
     db.session.commit()
-    log.info("sent %s for %s", notification.kind, request.reference)
+    log.info("sent %s for %s", notification.kind, _about(request))
     return "sent"
 
 
+def _request_of(notification: Notification) -> QuoteRequest | None:
+    if notification.quote_request_id is None:
+        return None  # an alert digest
+    return db.session.get_one(QuoteRequest, notification.quote_request_id)
+
+
+def _about(request: QuoteRequest | None) -> str:
+    return request.reference if request is not None else "the coordinators"
+
+
 def _failed_attempt(
-    outbox_id: int, notification: Notification, request: QuoteRequest, error: SendError
+    outbox_id: int, notification: Notification, request: QuoteRequest | None, error: SendError
 ) -> str:
     row = db.session.get_one(OutboxMessage, outbox_id)
     notification.last_error = str(error)[:1000]
@@ -327,7 +395,7 @@ def _failed_attempt(
         outbox.complete(row)
         _event(request, f"{notification.kind}_failed", notification.last_error, notification)
         # The SMTP reply may quote the address: it stays in the database, not the log.
-        log.warning("%s for %s failed", notification.kind, request.reference)
+        log.warning("%s for %s failed", notification.kind, _about(request))
     else:
         notification.status = "pending"
         outbox.retry_at(row, utcnow() + backoff(notification.attempts))

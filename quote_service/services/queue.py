@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import email_validator
@@ -18,6 +18,8 @@ from quote_service.models import Event, Notification, QuoteRequest, RoutingDecis
 from quote_service.services.privacy import record_access
 from quote_service.services.references import is_reference
 
+# Ids are PostgreSQL integers.
+MAX_ID = 2**31 - 1
 # Kept out of the default queue; shown only when asked for by status.
 HIDDEN_BY_DEFAULT = ("spam",)
 
@@ -29,17 +31,26 @@ def encode_cursor(request: QuoteRequest, sort: str) -> str:
 
 def decode_cursor(cursor: str, sort: str) -> tuple[datetime, int]:
     """The (created_at, id) a page starts after; a cursor is opaque to clients."""
+    invalid = InvalidFields({"cursor": ["This cursor is not valid; start again without it."]})
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         created_at, id_, cursor_sort = json.loads(base64.urlsafe_b64decode(padded))
-        position = (datetime.fromisoformat(created_at), int(id_))
+        moment = datetime.fromisoformat(created_at)
     except (ValueError, TypeError, binascii.Error, json.JSONDecodeError):
-        raise InvalidFields(
-            {"cursor": ["This cursor is not valid; start again without it."]}
-        ) from None
-    if cursor_sort != sort or position[0].tzinfo is None:
+        raise invalid from None
+    # Only cursors we made are valid: an id of the database's 32-bit range (not
+    # 1e40 nor 1e999) and a time whose UTC Python can hold.
+    if isinstance(id_, bool) or not isinstance(id_, int) or not 1 <= id_ <= MAX_ID:
+        raise invalid
+    if moment.tzinfo is None:
+        raise invalid
+    try:
+        moment = moment.astimezone(UTC)
+    except OverflowError:
+        raise invalid from None
+    if cursor_sort != sort:
         raise InvalidFields({"cursor": ["This cursor belongs to another sort order."]})
-    return position
+    return moment, id_
 
 
 def _search(statement: Any, q: str) -> Any:
