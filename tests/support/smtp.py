@@ -52,9 +52,12 @@ class ScriptedHandler:
 
 
 class SmtpSink:
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, *, smtputf8: bool = False) -> None:
         self.handler = ScriptedHandler()
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=port)
+        # aiosmtpd offers SMTPUTF8 only when told to, like many real servers.
+        self.controller = Controller(
+            self.handler, hostname="127.0.0.1", port=port, enable_SMTPUTF8=smtputf8
+        )
         self.host = "127.0.0.1"
         self.port = port
 
