@@ -1,4 +1,4 @@
-"""The release: one version in pyproject.toml, served at /healthz, labelled on the image, changelogged."""
+"""The release: one version in pyproject.toml, at /healthz, on the image and in the changelog."""
 
 from __future__ import annotations
 
@@ -12,9 +12,7 @@ from quote_service.version import __version__
 from tests.test_compose import final_stage
 
 ROOT = Path(__file__).resolve().parent.parent
-VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"][
-    "version"
-]
+VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
 
 
 def test_healthz_names_the_version_of_pyproject(client: FlaskClient):
