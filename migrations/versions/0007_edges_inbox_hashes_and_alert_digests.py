@@ -1,14 +1,14 @@
 """inbox hashes (the address without its +tag) and alert digests
 
 The duplicate check and the daily cap of acknowledgements count per inbox:
-`quote_request.mailbox_hash` and `notification.recipient_mailbox_hash`, keyed
+`quote_request.email_mailbox_hash` and `notification.recipient_mailbox_hash`, keyed
 hashes like the others. Rows written before this revision have none, so they
 count by their exact address only; both checks look back 24 hours, so that
 difference is gone a day after the upgrade. A digest of coordinator alerts
 names many requests, so `notification.quote_request_id` may be empty.
 
 Revision ID: 0007_edges
-Revises: 0005
+Revises: 0013_deploy
 Create Date: 2026-12-01 21:40:00
 
 """
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0007_edges'
-down_revision = '0005'
+down_revision = '0013_deploy'
 branch_labels = None
 depends_on = None
 
@@ -32,14 +32,14 @@ def upgrade():
         )
 
     with op.batch_alter_table('quote_request', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('mailbox_hash', sa.String(length=64), nullable=True))
-        batch_op.create_index('ix_quote_request_mailbox_hash', ['mailbox_hash', 'created_at'], unique=False)
+        batch_op.add_column(sa.Column('email_mailbox_hash', sa.String(length=64), nullable=True))
+        batch_op.create_index('ix_quote_request_mailbox_hash', ['email_mailbox_hash', 'created_at'], unique=False)
 
 
 def downgrade():
     with op.batch_alter_table('quote_request', schema=None) as batch_op:
         batch_op.drop_index('ix_quote_request_mailbox_hash')
-        batch_op.drop_column('mailbox_hash')
+        batch_op.drop_column('email_mailbox_hash')
 
     # Digests belong to no request; they cannot stay once every row must have one.
     op.execute("DELETE FROM notification WHERE quote_request_id IS NULL")

@@ -41,7 +41,7 @@ class QuoteRequest(Base):
     email: Mapped[str] = mapped_column(EncryptedText)
     email_hash: Mapped[str | None] = mapped_column(String(64))
     # The inbox (the address without its +tag), for the duplicate check.
-    mailbox_hash: Mapped[str | None] = mapped_column(String(64))
+    email_mailbox_hash: Mapped[str | None] = mapped_column(String(64))
     phone: Mapped[str | None] = mapped_column(EncryptedText)
     phone_hash: Mapped[str | None] = mapped_column(String(64))
     country_of_residence: Mapped[str] = mapped_column(String(2))
@@ -90,14 +90,14 @@ class QuoteRequest(Base):
         Index("ix_quote_request_provider_created", "provider_id", "created_at", "id"),
         Index("ix_quote_request_assignee_created", "assignee_id", "created_at", "id"),
         Index("ix_quote_request_email_hash", "email_hash", "created_at"),
-        Index("ix_quote_request_mailbox_hash", "mailbox_hash", "created_at"),
+        Index("ix_quote_request_mailbox_hash", "email_mailbox_hash", "created_at"),
         Index("ix_quote_request_phone_hash", "phone_hash"),
     )
 
     @validates("email")
     def _hash_email(self, key: str, value: str) -> str:
         self.email_hash = keyring().lookup_hash(value) if value else None
-        self.mailbox_hash = keyring().lookup_hash(mailbox(value)) if value else None
+        self.email_mailbox_hash = keyring().lookup_hash(mailbox(value)) if value else None
         return value
 
     @validates("phone")

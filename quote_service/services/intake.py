@@ -194,7 +194,9 @@ def _open_duplicate(data: dict[str, Any], now: datetime) -> QuoteRequest | None:
         db.session.execute(
             db.select(QuoteRequest)
             .where(
-                QuoteRequest.mailbox_hash.in_(keyring().lookup_hashes(mailbox(data["email"]))),
+                QuoteRequest.email_mailbox_hash.in_(
+                    keyring().lookup_hashes(mailbox(data["email"]))
+                ),
                 QuoteRequest.condition_slug == data["condition"],
                 QuoteRequest.destination_code == data["destination"],
                 QuoteRequest.status.in_(OPEN_STATUSES),

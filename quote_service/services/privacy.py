@@ -72,7 +72,7 @@ def _export_request(request: QuoteRequest) -> dict[str, Any]:
     columns = {
         column.key: _plain(getattr(request, column.key))
         for column in QuoteRequest.__mapper__.columns
-        if column.key not in ("email_hash", "mailbox_hash", "phone_hash")
+        if column.key not in ("email_hash", "email_mailbox_hash", "phone_hash")
     }
     notifications = db.session.execute(
         db.select(Notification).where(Notification.quote_request_id == request.id)
