@@ -24,6 +24,8 @@ def test_every_encrypted_column_of_every_mapped_model_is_rotated():
     hashes = {(spec.table, pair) for spec in keys.encrypted_columns() for pair in spec.hashes}
     assert ("quote_request", ("email", "email_hash")) in hashes
     assert ("notification", ("recipient", "recipient_hash")) in hashes
+    assert ("quote_request", ("email", "email_mailbox_hash")) in hashes
+    assert ("notification", ("recipient", "recipient_mailbox_hash")) in hashes
 
 
 def test_a_new_encrypted_column_is_rotated_with_its_hash_without_being_named(

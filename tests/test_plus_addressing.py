@@ -3,13 +3,14 @@ acknowledgements count on it, while each email still goes to the address given."
 
 from __future__ import annotations
 
+from cryptography.fernet import Fernet
 from flask import Flask
 from flask.testing import FlaskClient
 
 from quote_service.addresses import mailbox
 from quote_service.extensions import db
 from quote_service.models import Notification, OutboxMessage, QuoteRequest
-from quote_service.services import notifications, pipeline
+from quote_service.services import keys, notifications, pipeline
 from tests.conftest import base_config, smtp_config
 from tests.payloads import valid_body
 from tests.routing_fixtures import received_row, submit
@@ -64,3 +65,20 @@ def test_the_daily_cap_counts_per_inbox_and_sends_to_the_address_given(
         [received] = smtp.received
         assert received.recipients == ["victim+0@example.org"]
         db.session.remove()
+
+
+def test_a_key_rotation_rehashes_the_inbox(postgres, app, make_app):
+    old_key, new_key = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    old_app = make_app(base_config(postgres.url, DATA_ENCRYPTION_KEYS=[old_key]))
+    first = old_app.test_client().post(URL, json=valid_body(email="jan+old@example.org"))
+    assert first.status_code == 201
+
+    rotating = make_app(base_config(postgres.url, DATA_ENCRYPTION_KEYS=[new_key, old_key]))
+    with rotating.app_context():
+        assert keys.rotate() >= 1
+        db.session.remove()
+
+    # The old key is gone: only hashes made with the new one can match.
+    only_new = make_app(base_config(postgres.url, DATA_ENCRYPTION_KEYS=[new_key]))
+    again = only_new.test_client().post(URL, json=valid_body(email="jan+new@example.org"))
+    assert again.get_json()["reference"] == first.get_json()["reference"]

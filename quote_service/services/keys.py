@@ -17,21 +17,18 @@ from quote_service.models import Base, EncryptedText
 class EncryptedColumns:
     table: str
     columns: tuple[str, ...]
-    # (column, its lookup-hash column, what of the value is hashed), recomputed
-    # with the newest key.
-    hashes: tuple[tuple[str, str, Callable[[str], str]], ...] = ()
+    # column -> its lookup-hash columns, recomputed with the newest key.
+    hashes: tuple[tuple[str, str], ...] = ()
 
 
-def _itself(value: str) -> str:
-    return value
+# Lookup-hash columns beside an encrypted `<name>`: `<name>_hash` of the value,
+# `<name>_mailbox_hash` of the inbox of an address (without its +tag).
+HASH_SUFFIXES = ("_hash", "_mailbox_hash")
 
 
-# Suffixes of the lookup-hash columns beside an encrypted column, and what of
-# its value each hashes: the value itself, or the inbox of an address.
-HASH_SUFFIXES: tuple[tuple[str, Callable[[str], str]], ...] = (
-    ("_hash", _itself),
-    ("_mailbox_hash", mailbox),
-)
+def hashed_part(hash_column: str, plain: str) -> str:
+    """What of a plain value its hash column holds the hash of."""
+    return mailbox(plain) if hash_column.endswith("_mailbox_hash") else plain
 
 
 def encrypted_columns(metadata: MetaData = Base.metadata) -> tuple[EncryptedColumns, ...]:
@@ -47,9 +44,9 @@ def encrypted_columns(metadata: MetaData = Base.metadata) -> tuple[EncryptedColu
         columns = tuple(c.name for c in table.columns if isinstance(c.type, EncryptedText))
         if columns:
             hashes = tuple(
-                (name, f"{name}{suffix}", hashed)
+                (name, f"{name}{suffix}")
                 for name in columns
-                for suffix, hashed in HASH_SUFFIXES
+                for suffix in HASH_SUFFIXES
                 if f"{name}{suffix}" in table.columns
             )
             found.append(EncryptedColumns(table.name, columns, hashes))
@@ -106,10 +103,10 @@ def _rotate_row(spec: EncryptedColumns, row) -> int:  # noqa: ANN001 - a result 
     for column, token in values.items():
         if token is not None and not keys.is_current(token):
             updates[column] = keys.rotate(token)
-    for column, hash_column, hashed in spec.hashes:
+    for column, hash_column in spec.hashes:
         token = values[column]
         plain = keys.decrypt(token) if token is not None else None
-        updates[hash_column] = keys.lookup_hash(hashed(plain)) if plain else None
+        updates[hash_column] = keys.lookup_hash(hashed_part(hash_column, plain)) if plain else None
     if not any(column in updates for column in spec.columns):
         # Already on the newest key; hashes are rewritten only with the values.
         return 0
