@@ -27,10 +27,24 @@ class Envelope:
 
 
 def envelope(address: str) -> Envelope:
-    """The sendable form of a stored address; ValueError if it is not an address."""
+    """The sendable form of a stored address; ValueError if it is not an address.
+
+    An ASCII address is sent as it is, as it always was (the intake checked
+    it; the coordinators' and clinics' addresses come from configuration and
+    admins, and may well be on a `.local` domain).
+    """
+    if address.isascii():
+        local_part, at, domain = address.rpartition("@")
+        if not (local_part and at and domain):
+            raise ValueError("not a sendable address: no local part and domain")
+        return Envelope(address, smtputf8=False)
     try:
         result = email_validator.validate_email(
-            address, check_deliverability=False, allow_smtputf8=True
+            address,
+            check_deliverability=False,
+            allow_smtputf8=True,
+            allow_quoted_local=True,
+            globally_deliverable=False,
         )
     except email_validator.EmailNotValidError as error:
         raise ValueError(f"not a sendable address: {error}") from None

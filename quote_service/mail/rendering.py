@@ -70,9 +70,12 @@ def build_message(
     to = envelope(recipient)
     message = EmailMessage(policy=SMTPUTF8 if to.smtputf8 else SMTP)
     message["From"] = sender
-    # Built from its parts: parsing a UTF-8 local part from one string is refused.
-    local_part, _, domain = to.address.rpartition("@")
-    message["To"] = Address(username=local_part, domain=domain)
+    if to.smtputf8:
+        # Built from its parts: parsing a UTF-8 local part from one string is refused.
+        local_part, _, domain = to.address.rpartition("@")
+        message["To"] = Address(username=local_part, domain=domain)
+    else:
+        message["To"] = Address(addr_spec=to.address)
     if reply_to:
         # Replies from patients and clinics reach the coordinators, not no-reply.
         message["Reply-To"] = reply_to
