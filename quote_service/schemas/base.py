@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import marshmallow as ma
+from flask_babel import lazy_gettext as _l
 
 # Control characters never belong in a form field. Tabs and newlines are
 # allowed only in multi-line text; NUL is refused everywhere (PostgreSQL
@@ -24,8 +25,41 @@ _BIDI_CONTROLS = re.compile(r"[\u202a-\u202e\u2066-\u2069]")
 _ASCII_INTEGER = re.compile(r"[+-]?[0-9]{1,12}", re.ASCII)
 
 
+# marshmallow's own messages, as lazy strings: public schemas answer in the
+# language of the request (quote_service.i18n). Every field class of a public
+# schema starts from these.
+FIELD_MESSAGES = {
+    "required": _l("This field is required."),
+    "null": _l("This field cannot be empty."),
+    "validator_failed": _l("This value is not valid."),
+}
+
+
+class ListedMessages:
+    """Field messages always as a list, as marshmallow gives plain strings.
+
+    marshmallow wraps a message in a list only when it is a `str`; a lazy
+    string would otherwise stand alone where callers expect a list.
+    """
+
+    def make_error(self, key: str, **kwargs: Any) -> ma.ValidationError:
+        error = super().make_error(key, **kwargs)  # type: ignore[misc]
+        if not isinstance(error.messages, list | dict):
+            error.messages = [error.messages]
+        return error
+
+
+def max_length(maximum: int) -> ma.validate.Length:
+    return ma.validate.Length(max=maximum, error=_l("Use at most {max} characters."))
+
+
 class StrictSchema(ma.Schema):
     """Refuses unknown fields, and says so in the OpenAPI (`additionalProperties: false`)."""
+
+    error_messages = {
+        "unknown": _l("Unknown field."),
+        "type": _l("Send the fields as one JSON object or as a form."),
+    }
 
     class Meta:
         unknown = ma.RAISE
@@ -53,13 +87,15 @@ class FormSchema(StrictSchema):
         return cleaned
 
 
-class Text(ma.fields.String):
+class Text(ListedMessages, ma.fields.String):
     """A trimmed string without control characters; single-line unless `multiline`."""
 
     default_error_messages = {
-        "control": "Must not contain control characters.",
-        "not_text": "Must be text (this holds a broken character).",
-        "line_break": "Must be on a single line.",
+        **FIELD_MESSAGES,
+        "invalid": _l("Enter text."),
+        "invalid_utf8": _l("Enter text."),
+        "control": _l("Must not contain control characters."),
+        "line_break": _l("Must be on a single line."),
     }
 
     def __init__(self, *, multiline: bool = False, **kwargs: Any) -> None:
@@ -69,7 +105,7 @@ class Text(ma.fields.String):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs).strip()
         if not is_unicode_text(text):
-            raise self.make_error("not_text")
+            raise self.make_error("invalid_utf8")
         if "\x00" in text or _CONTROL.search(text):
             raise self.make_error("control")
         if not self.multiline and _LINE_BREAK.search(text):
@@ -78,26 +114,26 @@ class Text(ma.fields.String):
 
 
 class PersonName(Text):
-    """A name as people see it: something visible, nothing that reorders the text."""
+    """A name as people see it: something visible, nothing that reorders the text.
 
-    default_error_messages = {
-        "invisible": "Enter a name with visible letters.",
-        "bidi": "Must not contain characters that reverse the direction of the text.",
-    }
+    The refusals reuse Text's messages, already in every language: a name of
+    invisible characters is no name ("required"), and bidirectional controls
+    are control characters of a kind (Unicode's format controls).
+    """
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
         if _BIDI_CONTROLS.search(text):
-            raise self.make_error("bidi")
+            raise self.make_error("control")
         # Zero-width spaces and joiners (format characters), marks and spaces
         # alone show nothing: a letter, digit, punctuation or symbol must be there.
         if not any(unicodedata.category(char)[0] in "LNPS" for char in text):
-            raise self.make_error("invisible")
+            raise self.make_error("required")
         return text
 
 
 def is_unicode_text(text: str) -> bool:
-    """False for a string holding a lone surrogate (JSON allows `"\ud800"`; UTF-8 does not)."""
+    """False for a string holding a lone surrogate (JSON allows `"\\ud800"`; UTF-8 does not)."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -125,10 +161,14 @@ class UTCDateTime(ma.fields.AwareDateTime):
             raise self.make_error("out_of_range") from None
 
 
-class WholeNumber(ma.fields.Integer):
+class WholeNumber(ListedMessages, ma.fields.Integer):
     """An integer from JSON, or a string of digits from a form; never 4.5 or true."""
 
-    default_error_messages = {"invalid": "Must be a whole number."}
+    default_error_messages = {
+        **FIELD_MESSAGES,
+        "invalid": _l("Must be a whole number."),
+        "too_large": _l("This number is too large."),
+    }
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
         if isinstance(value, bool):
@@ -144,8 +184,10 @@ class WholeNumber(ma.fields.Integer):
         raise self.make_error("invalid")
 
 
-class Checkbox(ma.fields.Boolean):
+class Checkbox(ListedMessages, ma.fields.Boolean):
     """A checkbox: `on`, `true`, `1`, `yes` (any case) or JSON true are true."""
+
+    default_error_messages = {**FIELD_MESSAGES, "invalid": _l("Tick the box, or leave it empty.")}
 
     # 1 == True in Python, so the integers cover the JSON booleans too.
     truthy = {"on", "true", "1", "yes", 1}
@@ -162,3 +204,9 @@ class Checkbox(ma.fields.Boolean):
         except TypeError:  # unhashable input such as a list
             pass
         raise self.make_error("invalid")
+
+
+class Anything(ListedMessages, ma.fields.Raw):
+    """Any value (the honeypot), with messages in the request's language."""
+
+    default_error_messages = FIELD_MESSAGES

@@ -348,7 +348,9 @@ def deliver(outbox_id: int) -> str:
     request = _request_of(notification)
     try:
         sender_from_config(current_app.config).send(
-            notification.recipient, notification.mime.encode("utf-8")
+            notification.recipient,
+            notification.mime.encode("utf-8"),
+            label=f"{request.reference if request else 'coordinators'}-{notification.kind}",
         )
     except SendError as error:
         return _failed_attempt(outbox_id, notification, request, error)
