@@ -32,8 +32,9 @@ from quote_service.schemas.base import FIELD_MESSAGES, ListedMessages, WholeNumb
 # Spaces of every kind only ever group digits; so do apostrophes (1'000) and a
 # euro sign is harmless. They are dropped before Babel reads the number.
 _IGNORED = re.compile(r"[\s\u00a0\u202f'\u2019€]|eur\b", re.IGNORECASE)
-_PLAIN = re.compile(r"[+-]?\d{1,12}")
-_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# ASCII digits only: `\d` takes every script's digits, which int() reads silently.
+_PLAIN = re.compile(r"[+-]?[0-9]{1,12}")
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 EXAMPLE_AMOUNT = 30000
 
 
