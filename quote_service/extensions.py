@@ -8,8 +8,10 @@ from flask import Flask
 from flask_cors import CORS
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
+from flask_wtf import CSRFProtect
 
 from quote_service.models.base import Base
 from quote_service.schemas.errors import ErrorEnvelopeSchema
@@ -34,6 +36,9 @@ api = Api()
 cors = CORS()
 # The client address comes from ProxyFix (TRUSTED_PROXY_COUNT), set in create_app().
 limiter = Limiter(key_func=get_remote_address)
+# The console's sessions and its CSRF tokens (quote_service.console).
+login_manager = LoginManager()
+csrf = CSRFProtect()
 
 
 def celery_init_app(app: Flask) -> Celery:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import click
 from celery.contrib.testing.worker import start_worker
 
-from quote_service.services.users import issue_demo_token
+from quote_service.services.passwords import issue_demo_password
+from quote_service.services.users import DEMO_ADMIN_EMAIL, issue_demo_token
 from worker import celery, flask_app
 
 HOST = "127.0.0.1"
@@ -30,11 +31,15 @@ def main() -> None:
         click.echo(f"Mail      {flask_app.config['MAIL_DIR']}  (one .eml file per email)")
     with flask_app.app_context():
         token = issue_demo_token()
+        password = issue_demo_password(DEMO_ADMIN_EMAIL)
     click.echo(f"Token     {token}")
     click.echo(
         f"          (demo admin; try: curl -H 'Authorization: Bearer {token}' "
         f"{base}/api/v1/quote-requests)"
     )
+    click.echo(f"Console   {base}/console/")
+    click.echo(f"          sign in as {DEMO_ADMIN_EMAIL} with the password {password}")
+    click.echo("          (both made fresh at each start)")
     with start_worker(celery, pool="solo", perform_ping_check=False, loglevel="WARNING"):
         flask_app.run(host=HOST, port=PORT, debug=False, use_reloader=False)
 

@@ -18,6 +18,7 @@ from quote_service.errors import (
     NotFound,
     PreconditionFailed,
     PreconditionRequired,
+    StaleVersion,
 )
 from quote_service.extensions import db
 from quote_service.models import Event, Notification, Provider, QuoteRequest, User, utcnow
@@ -63,7 +64,7 @@ def check_version(request: QuoteRequest, expected: int | None, from_header: bool
         )
         if from_header:
             raise PreconditionFailed(message)
-        raise Conflict(message, {"version": [message]})
+        raise StaleVersion(message, {"version": [message]})
 
 
 def _changed(request: QuoteRequest, type_: str, actor: str, note: str | None, **data) -> Event:
