@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from flask import Flask
 from flask.testing import FlaskClient
@@ -62,3 +64,28 @@ def routed(app: Flask, client: FlaskClient, **overrides) -> str:
         pipeline.process_received(received_row(stored(reference)).id)
         db.session.remove()
     return reference
+
+
+@contextmanager
+def providers_restored(app: Flask) -> Iterator[None]:
+    """The catalog is shared by the whole session: put the clinics back as they were."""
+    from quote_service.extensions import db
+    from quote_service.models import Provider
+
+    fields = ("daily_capacity", "weight", "languages", "active")
+    with app.app_context():
+        saved = {
+            p.id: {name: getattr(p, name) for name in fields}
+            for p in db.session.execute(db.select(Provider)).scalars()
+        }
+        db.session.remove()
+    try:
+        yield
+    finally:
+        with app.app_context():
+            for provider_id, values in saved.items():
+                provider = db.session.get(Provider, provider_id)
+                for name, value in values.items():
+                    setattr(provider, name, value)
+            db.session.commit()
+            db.session.remove()

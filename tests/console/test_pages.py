@@ -4,6 +4,7 @@ and the actions' answers (the browser tests drive the same pages end to end)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 import pytest
 from flask import Flask
@@ -11,7 +12,7 @@ from flask.testing import FlaskClient
 
 from quote_service.extensions import db
 from quote_service.models import Provider, QuoteRequest
-from tests.console.support import page_token, person, routed, sign_in
+from tests.console.support import page_token, person, providers_restored, routed, sign_in
 
 COORDINATOR = "cora@quote-service.example"
 ADMIN = "adam@quote-service.example"
@@ -25,10 +26,11 @@ def signed_in(app: Flask, client: FlaskClient) -> FlaskClient:
 
 
 @pytest.fixture
-def admin_client(app: Flask, client: FlaskClient) -> FlaskClient:
+def admin_client(app: Flask, client: FlaskClient) -> Iterator[FlaskClient]:
     person(app, ADMIN, "admin")
     assert sign_in(client, ADMIN).status_code == 303
-    return client
+    with providers_restored(app):
+        yield client
 
 
 def state(app: Flask, reference: str) -> tuple[str, int, int | None]:

@@ -75,6 +75,9 @@
     }
   });
 
+  // Tells tests (and curious people) that the shortcuts are listening.
+  document.documentElement.setAttribute("data-shortcuts", "on");
+
   document.addEventListener("click", function (event) {
     var opener = event.target.closest && event.target.closest("[data-show-shortcuts]");
     if (opener) { showHelp(); event.preventDefault(); }
