@@ -1,7 +1,7 @@
 """console: passwords, failed sign-ins, presence
 
 Revision ID: 0010_console
-Revises: 0005
+Revises: 0013_deploy
 Create Date: 2026-12-01 21:40:00.000000
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0010_console'
-down_revision = '0005'
+down_revision = '0013_deploy'
 branch_labels = None
 depends_on = None
 
