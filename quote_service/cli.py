@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-<<<<<<< HEAD
 import sys
-=======
 from datetime import datetime
->>>>>>> main
 from pathlib import Path
 
 import click

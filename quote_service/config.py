@@ -270,13 +270,10 @@ def derived_settings(config: Mapping[str, Any]) -> dict[str, Any]:
             config["DATABASE_CONNECT_TIMEOUT_SECONDS"],
         ),
         "RATELIMIT_STORAGE_URI": config["REDIS_URL"] or "memory://",
-<<<<<<< HEAD
         # The signed cookie itself ends after the idle time; each request renews it.
         "PERMANENT_SESSION_LIFETIME": timedelta(minutes=config["CONSOLE_IDLE_MINUTES"]),
-=======
         # flask-smorest serves neither /openapi.json nor /docs without a prefix.
         "OPENAPI_URL_PREFIX": "/" if config["PUBLIC_API_DOCS"] else None,
->>>>>>> main
         "CELERY": celery_settings(config["REDIS_URL"]),
     }
 
