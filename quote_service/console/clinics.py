@@ -1,4 +1,4 @@
-"""Admin pages for clinics: the list, and capacity, weight, languages and active flag."""
+"""Admin pages: clinics (capacity, weight, languages, active) and the access log."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from quote_service.console.auth import admin_required, me
 from quote_service.console.forms import load_body
 from quote_service.errors import ServiceError
 from quote_service.schemas.providers import ProviderUpdateSchema
-from quote_service.services import catalog, providers
+from quote_service.services import catalog, privacy, providers
 
 EDITABLE = ("daily_capacity", "weight", "languages", "active")
 
@@ -58,3 +58,19 @@ def clinic_page(provider_id: int) -> Any:
         )
     flash(f"{clinic['name']} saved.", "success")
     return redirect(url_for("console.clinics_page"), 303)
+
+
+ACCESS_LOG_PAGE = 50
+
+
+@bp.route("/access-log")
+@admin_required
+def access_log_page() -> Any:
+    """Who read or exported what, newest first (the API's access log, a page at a time)."""
+    before = request.args.get("before", "")
+    before_id = int(before) if before.isascii() and before.isdigit() and len(before) < 10 else None
+    if before and before_id is None:
+        return render_template("console/error.html", title="Bad page", message="Bad `before`."), 422
+    rows = privacy.access_log(ACCESS_LOG_PAGE, before_id)
+    older = rows[-1].id if len(rows) == ACCESS_LOG_PAGE else None
+    return render_template("console/access_log.html", rows=rows, older=older)

@@ -65,8 +65,10 @@ def render_detail(
     errors: FieldErrors | None = None,
     message: str | None = None,
     stale: str | None = None,
+    detail: dict[str, Any] | None = None,
 ) -> tuple[str, int]:
-    detail = queue.detail(reference, me().actor, me().id)
+    if detail is None:
+        detail = queue.detail(reference, me().actor, me().id)
     presence.heartbeat(me().id, detail["id"])
     eligible = providers.list_providers(
         destination=detail["destination_code"], condition=detail["condition_slug"], active=True
@@ -119,9 +121,9 @@ def act(
     try:
         change(data)
     except StaleVersion:
-        page = queue.detail(reference, me().actor, me().id)
-        stale = stale_message(page, posted_int("seen_event"), data.get("version"))
-        return render_detail(reference, 409, stale=stale)
+        now = queue.detail(reference, me().actor, me().id)
+        stale = stale_message(now, posted_int("seen_event"), data.get("version"))
+        return render_detail(reference, 409, stale=stale, detail=now)
     except ServiceError as refusal:
         return render_detail(
             reference, refusal.status, errors=refusal.fields, message=refusal.message

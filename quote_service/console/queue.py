@@ -184,8 +184,7 @@ def queue_live() -> Any:
     if filters is None:
         return render_template("console/error_fragment.html", message="Bad filters."), 422
     filters["created_after"] = max(since, filters.get("created_after") or since)
-    filters.pop("sort", None)
-    fresh = queue.count_requests({**filters, "sort": "newest"}, me().id, COUNT_CAP)
+    fresh = queue.count_requests(filters, me().id, COUNT_CAP)
     references = [ref for ref in request.args.get("refs", "").split(",") if ref][:100]
     viewers = queue.viewers_of(references)
     return render_template(

@@ -519,6 +519,7 @@ def test_axe_finds_no_serious_or_critical_violation_on_any_page(
         "statistics": "/console/statistics",
         "clinics": "/console/clinics",
         "clinic": f"/console/clinics/{clinic}",
+        "access log": "/console/access-log",
         "not found": "/console/requests/QR-AAAAAAAA",
     }
     for name, path in pages.items():

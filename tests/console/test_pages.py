@@ -67,6 +67,7 @@ def test_every_page_sends_a_policy_without_inline_scripts(app: Flask, admin_clie
         "/console/statistics",
         "/console/clinics",
         f"/console/clinics/{provider_id}",
+        "/console/access-log",
         "/console/requests/QR-AAAAAAAA",  # an error page too
     ):
         response = admin_client.get(path)
@@ -329,3 +330,17 @@ def make_token(app: Flask) -> dict[str, str]:
     from tests.conftest import make_user
 
     return make_user(app, "api.user@quote-service.example", "coordinator").headers
+
+
+def test_the_access_log_is_for_admins_and_shows_reads(app: Flask, client: FlaskClient):
+    person(app, COORDINATOR)
+    person(app, ADMIN, "admin")
+    sign_in(client, COORDINATOR)
+    reference = routed(app, client)
+    client.get(f"/console/requests/{reference}")
+    assert client.get("/console/access-log").status_code == 403
+    client.post("/console/logout", data={"csrf_token": page_token(client.get("/console/").text)})
+    sign_in(client, ADMIN)
+    page = client.get("/console/access-log").text
+    assert f"user:{COORDINATOR}" in page and "read detail" in page
+    assert client.get("/console/access-log?before=x").status_code == 422
