@@ -16,7 +16,6 @@ from quote_service.models import ROLES, User, utcnow
 TOKEN_PREFIX = "qs_"
 # Writing last_used_at on every request would turn each read into a write.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
-DEMO_ADMIN_EMAIL = "demo.admin@quote-service.example"
 
 
 def hash_token(token: str) -> str:
@@ -86,7 +85,7 @@ def authenticate(token: str) -> User | None:
     return user
 
 
-def issue_demo_token(email: str = DEMO_ADMIN_EMAIL) -> str:
+def issue_demo_token(email: str = "demo.admin@quote-service.example") -> str:
     """A fresh token for the demo admin of `make run`, creating it on first use.
 
     Only the hash is kept, so each start replaces the token it printed last time.

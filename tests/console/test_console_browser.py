@@ -53,9 +53,10 @@ STEP_TIMEOUT_MS = 10_000
 ROUTED_WITHIN = 30.0
 # Short presence so the test sees a closed page drop out quickly (default 45 s).
 PRESENCE_SECONDS = 2.0
-AXE = Path(__file__).resolve().parents[1] / "support" / "vendor" / "axe-core" / "axe.min.js"
+PROJECT = Path(__file__).resolve().parents[2]
+AXE = PROJECT / "quote_service" / "static" / "vendor" / "axe-core" / "axe.min.js"
 # Screenshots for the README: written to docs/ when CONSOLE_SCREENSHOTS=1.
-DOCS = Path(__file__).resolve().parents[2] / "docs"
+DOCS = PROJECT / "docs"
 ANN = "ann@quote-service.example"
 BOB = "bob@quote-service.example"
 ADA = "ada.admin@quote-service.example"
