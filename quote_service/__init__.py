@@ -8,7 +8,17 @@ from typing import Any
 
 from flask import Flask
 
-from quote_service import cli, config, crypto, errors, http_guards, i18n, logging_setup, metrics
+from quote_service import (
+    cli,
+    config,
+    console,
+    crypto,
+    errors,
+    http_guards,
+    i18n,
+    logging_setup,
+    metrics,
+)
 from quote_service.api import register_blueprints
 from quote_service.extensions import (
     api,
@@ -39,6 +49,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     http_guards.init_app(app)
     register_extensions(app)
     register_blueprints(app)
+    console.init_app(app)
     errors.register_error_handlers(app)
     cli.register_commands(app)
     return app

@@ -8,7 +8,7 @@ difference is gone a day after the upgrade. A digest of coordinator alerts
 names many requests, so `notification.quote_request_id` may be empty.
 
 Revision ID: 0007_edges
-Revises: 0013_deploy
+Revises: 0010_console
 Create Date: 2026-12-01 21:40:00
 
 """
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0007_edges'
-down_revision = '0013_deploy'
+down_revision = '0010_console'
 branch_labels = None
 depends_on = None
 
