@@ -256,6 +256,9 @@ def celery_settings(redis_url: str) -> dict[str, Any]:
         "task_soft_time_limit": TASK_SOFT_TIME_LIMIT,
         "task_time_limit": TASK_TIME_LIMIT,
         "worker_prefetch_multiplier": 1,
+        # Beat's state file: under instance/, the app's one writable folder, never
+        # beside the code; a deployment may put it elsewhere with `--schedule`.
+        "beat_schedule_filename": str(default_instance_path() / "celerybeat-schedule"),
         "worker_hijack_root_logger": False,
         "broker_connection_retry_on_startup": True,
         # The relay publishes; a dead broker must fail it fast, not hang it.
