@@ -68,6 +68,12 @@ class Conflict(ServiceError):
     code = "conflict"
 
 
+class NotFlagged(Conflict):
+    """A safety review of a request the urgent-sign rules did not flag."""
+
+    code = "not_flagged"
+
+
 class PreconditionFailed(ServiceError):
     status = 412
     code = "precondition_failed"

@@ -458,3 +458,70 @@ def test_without_cors_origins_no_origin_is_let_in(
     response = client.get(CATALOG, headers={"Origin": ALLOWED})
     assert response.status_code == 200
     assert "Access-Control-Allow-Origin" not in response.headers
+
+
+# --- Urgent symptoms: the advice and the number come first ---
+
+
+def fill_urgent_form(page: Page, message: str) -> None:
+    page.fill("#full_name", "Marie Dubois")
+    page.fill("#email", "marie.dubois@example.org")
+    page.fill("#country_of_residence", "US")
+    page.select_option("#preferred_language", "fr")
+    page.select_option("#destination", "BE")
+    page.select_option("#condition", "stroke")
+    page.fill("#message", message)
+    page.check("#consent_privacy")
+
+
+def test_an_urgent_answer_puts_the_advice_and_number_first(
+    browser: Browser, form_origin: str, start_api: Callable[..., str], app: Flask
+):
+    api = start_api([form_origin])
+    page, page_errors = open_form(browser, form_origin, api)
+    wait_until_ready(page)
+    fill_urgent_form(page, "Ma mère a la bouche de travers depuis ce matin et ne peut plus parler")
+    page.click("#submit")
+
+    notice = page.locator("#urgent")
+    expect(notice).to_be_visible()
+    expect(page.locator("#urgent-advice")).to_contain_text("Il peut s'agir d'une urgence")
+    expect(page.locator("#urgent-call")).to_have_text("Call 911")
+    assert page.locator("#urgent-call").get_attribute("href") == "tel:911"
+    expect(notice).to_be_focused()
+    expect(page.locator("#reference")).to_have_text(REFERENCE)
+    # The notice comes before the thank-you in the page.
+    order = page.evaluate(
+        "document.getElementById('urgent').compareDocumentPosition("
+        "document.getElementById('success')) & Node.DOCUMENT_POSITION_FOLLOWING"
+    )
+    assert order
+    assert page_errors == []
+    page.close()
+
+
+def test_a_calm_answer_shows_no_notice(
+    browser: Browser, form_origin: str, start_api: Callable[..., str], app: Flask
+):
+    api = start_api([form_origin])
+    page, page_errors = open_form(browser, form_origin, api)
+    wait_until_ready(page)
+    fill_urgent_form(page, "AVC en mars 2023, faiblesse du côté gauche.")
+    page.click("#submit")
+
+    expect(page.locator("#reference")).to_have_text(REFERENCE)
+    expect(page.locator("#urgent")).to_be_hidden()
+    assert page_errors == []
+    page.close()
+
+
+def test_the_redirect_page_of_a_form_post_shows_the_notice(browser: Browser, form_origin: str):
+    page, page_errors = new_page(browser)
+    page.goto(f"{form_origin}/index.html?reference=QR-7K4M2P9X&urgent=1&emergency_number=999")
+
+    expect(page.locator("#urgent")).to_be_visible()
+    expect(page.locator("#urgent-call")).to_have_text("Call 999")
+    expect(page.locator("#urgent-advice")).to_contain_text("emergency number")
+    expect(page.locator("#reference")).to_have_text("QR-7K4M2P9X")
+    assert page_errors == []
+    page.close()

@@ -38,6 +38,11 @@ const MESSAGES = {
   inFlight: "Your request is still being sent. Please wait a moment.",
   serverError: "Something went wrong on our side. Please try again later.",
   unexpected: "The request could not be sent. Please try again later.",
+  // Shown on the page a no-JavaScript post comes back to with ?urgent=1; the API's
+  // own `advice` (in the patient's language) is used whenever the page has it.
+  urgentAdvice:
+    "If these symptoms are happening now, call the emergency number at once. " +
+    "Do not wait for our reply.",
 };
 
 const form = document.getElementById("quote-form");
@@ -309,7 +314,7 @@ async function post(body) {
   const error = payload && payload.error && typeof payload.error === "object" ? payload.error : null;
 
   if (response.status === 201 && payload && payload.reference) {
-    succeed(payload.reference);
+    succeed(payload.reference, payload.urgent === true ? payload : null);
     return;
   }
   clearFieldErrors();
@@ -331,13 +336,39 @@ async function post(body) {
   }
 }
 
-function succeed(reference) {
+// `urgent` is the service's answer when it flagged the message (urgent: true): its
+// advice and emergency number come first on the page, above the reference.
+function succeed(reference, urgent) {
   clearStatus();
   form.hidden = true;
   document.getElementById("reference").textContent = reference;
   const success = document.getElementById("success");
   success.hidden = false;
-  success.focus();
+  if (!urgent) {
+    success.focus();
+    return;
+  }
+  const number = String(urgent.emergency_number || "112");
+  document.getElementById("urgent-advice").textContent = urgent.advice || MESSAGES.urgentAdvice;
+  const call = document.getElementById("urgent-call");
+  call.href = `tel:${number.replace(/[^0-9+]/g, "")}`;
+  call.textContent = `Call ${number}`;
+  const notice = document.getElementById("urgent");
+  notice.hidden = false;
+  notice.focus();
+}
+
+// A page reached by a no-JavaScript post's redirect (?reference=...&urgent=1).
+function showRedirectOutcome() {
+  const params = new URLSearchParams(window.location.search);
+  const reference = params.get("reference");
+  if (!reference) {
+    return false;
+  }
+  const urgent =
+    params.get("urgent") === "1" ? { emergency_number: params.get("emergency_number") } : null;
+  succeed(reference, urgent);
+  return true;
 }
 
 // ---------------------------------------------------------------- start
@@ -352,6 +383,9 @@ function setDateBounds() {
 }
 
 async function start() {
+  if (showRedirectOutcome()) {
+    return;
+  }
   setDateBounds();
   form.addEventListener("submit", send);
   destinationSelect.addEventListener("change", () => {

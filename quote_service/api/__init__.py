@@ -9,12 +9,13 @@ from quote_service.api import (
     privacy,
     providers,
     queue,
+    safety,
     statistics,
 )
 from quote_service.api.auth import SECURITY_SCHEMES
 from quote_service.extensions import api
 
-BLUEPRINT_MODULES = (catalog, intake, queue, providers, statistics, privacy, operations)
+BLUEPRINT_MODULES = (catalog, intake, queue, safety, providers, statistics, privacy, operations)
 
 
 def register_blueprints() -> None:

@@ -114,7 +114,16 @@ def create_quote_request(
 
 def created_body(receipt: intake.Receipt) -> dict[str, Any]:
     # Spam and linked resubmissions look like any other success.
-    return {"reference": receipt.reference, "status": "received", "created_at": receipt.created_at}
+    body: dict[str, Any] = {
+        "reference": receipt.reference,
+        "status": "received",
+        "created_at": receipt.created_at,
+        "urgent": receipt.urgent,
+    }
+    if receipt.urgent:
+        body["advice"] = receipt.advice
+        body["emergency_number"] = receipt.emergency_number
+    return body
 
 
 def location_of(receipt: intake.Receipt) -> str:
@@ -179,6 +188,13 @@ def form_outcome(response: Response) -> dict[str, str] | None:
     if not isinstance(body, dict):
         return None
     if response.status_code == 201 and "reference" in body:
+        if body.get("urgent"):
+            # The page must show the emergency advice first; the number is no secret.
+            return {
+                "reference": body["reference"],
+                "urgent": "1",
+                "emergency_number": str(body.get("emergency_number", "")),
+            }
         return {"reference": body["reference"]}
     error = body.get("error")
     if response.status_code < 400 or not isinstance(error, dict):

@@ -38,6 +38,9 @@ class QueueQuerySchema(StrictSchema):
     )
     created_after = ma.fields.AwareDateTime(default_timezone=UTC)
     created_before = ma.fields.AwareDateTime(default_timezone=UTC)
+    urgent = ma.fields.Boolean(
+        metadata={"description": "`true`: only requests flagged for urgent symptoms."}
+    )
     sort = Text(
         load_default="newest",
         validate=ma.validate.OneOf(["newest", "oldest"]),
@@ -72,6 +75,7 @@ class QueueItemSchema(ma.Schema):
     treatment = ma.fields.String(attribute="treatment_slug")
     preferred_language = ma.fields.String()
     full_name = ma.fields.String()
+    urgent = ma.fields.Boolean(metadata={"description": "Flagged for urgent symptoms."})
     provider = ma.fields.Nested(ProviderRefSchema, allow_none=True)
     assignee = ma.fields.Nested(UserRefSchema, allow_none=True)
 
@@ -146,6 +150,12 @@ class RequestDetailSchema(QueueItemSchema):
     routing = ma.fields.Nested(RoutingSchema)
     notifications = ma.fields.List(ma.fields.Nested(NotificationSchema))
     timeline = ma.fields.List(ma.fields.Nested(EventSchema))
+    safety = ma.fields.Nested(
+        "SafetySchema",
+        metadata={
+            "description": "Urgent symptoms: the rules that matched, their version, the review."
+        },
+    )
 
     def dump_consent(self, detail: dict[str, Any]) -> dict[str, Any]:
         return ConsentSchema().dump(detail)
@@ -192,3 +202,26 @@ class RouteInSchema(StrictSchema):
 
 class ResendInSchema(StrictSchema):
     note = NOTE
+
+
+# --- Urgent symptoms (see quote_service/services/safety.py) ---
+
+
+class MatchedRuleSchema(ma.Schema):
+    id = ma.fields.String()
+    category = ma.fields.String()
+    label = ma.fields.String()
+    language = ma.fields.String(metadata={"description": "The language whose words matched."})
+
+
+class SafetySchema(ma.Schema):
+    urgent = ma.fields.Boolean()
+    rules_version = ma.fields.String(
+        allow_none=True, metadata={"description": "The version of the rule file that flagged it."}
+    )
+    rules = ma.fields.List(ma.fields.Nested(MatchedRuleSchema))
+    verdict = ma.fields.String(
+        allow_none=True, metadata={"description": "`confirmed`, `false_alarm` or null."}
+    )
+    reviewed_by = ma.fields.String(allow_none=True)
+    reviewed_at = ma.fields.DateTime(allow_none=True)

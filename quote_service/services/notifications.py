@@ -42,6 +42,7 @@ from quote_service.models import (
     Treatment,
     utcnow,
 )
+from quote_service.safety.emergency import advice
 from quote_service.services import outbox
 from quote_service.services.catalog import DEFAULT_LANGUAGE, disclaimers_in_scope, translated
 
@@ -195,6 +196,7 @@ def prepare_acknowledgement(request: QuoteRequest, dedupe_key: str | None = None
         "response_hours": current_app.config["SLA_FIRST_RESPONSE_HOURS"],
         "routed": request.provider_id is not None,
         "disclaimers": disclaimers,
+        **_urgent_context(request, language),
         **_labels(request, language),
     }
     return _record(
@@ -205,6 +207,38 @@ def prepare_acknowledgement(request: QuoteRequest, dedupe_key: str | None = None
         language,
         context,
         disclaimers,
+    )
+
+
+def _urgent_context(request: QuoteRequest, language: str) -> dict[str, Any]:
+    """The emergency advice an urgent request's acknowledgement opens with."""
+    if not request.urgent:
+        return {"urgent": False, "urgent_advice": None, "emergency_number": None}
+    text, number = advice(language, request.country_of_residence)
+    return {"urgent": True, "urgent_advice": text, "emergency_number": number}
+
+
+def prepare_urgent_alert(request: QuoteRequest) -> Notification:
+    """Tell the coordinators at once that a request may describe an emergency; once each.
+
+    Its subject and body carry no health text: the matched signs are in the
+    request's detail, behind a coordinator's token.
+    """
+    _, number = advice("en", request.country_of_residence)
+    context = {
+        "reference": request.reference,
+        "country": request.country_of_residence,
+        "language_name": language_label(request.preferred_language, "en"),
+        "emergency_number": number,
+        "received_at": request.created_at.strftime("%Y-%m-%d %H:%M UTC"),
+    }
+    return _record(
+        request,
+        "urgent_alert",
+        f"urgent_alert:{request.id}",
+        current_app.config["COORDINATORS_EMAIL"],
+        "en",
+        context,
     )
 
 

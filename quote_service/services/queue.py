@@ -15,6 +15,7 @@ from quote_service.crypto import keyring
 from quote_service.errors import InvalidFields, NotFound
 from quote_service.extensions import db
 from quote_service.models import Event, Notification, QuoteRequest, RoutingDecision
+from quote_service.services import safety
 from quote_service.services.privacy import record_access
 from quote_service.services.references import is_reference
 
@@ -91,6 +92,8 @@ def list_requests(
         statement = statement.where(QuoteRequest.created_at < filters["created_before"])
     if filters.get("q"):
         statement = _search(statement, filters["q"])
+    if filters.get("urgent") is not None:
+        statement = statement.where(QuoteRequest.urgent.is_(filters["urgent"]))
 
     key = db.tuple_(QuoteRequest.created_at, QuoteRequest.id)
     if filters.get("cursor"):
@@ -152,4 +155,5 @@ def detail(reference: str, reader: str, reader_id: int | None) -> dict[str, Any]
         "routing": {"decision": decisions[-1] if decisions else None, "history": decisions},
         "notifications": notifications,
         "timeline": events,
+        "safety": safety.view(request, events),
     }

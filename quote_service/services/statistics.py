@@ -53,6 +53,25 @@ def request_statistics(
             "first_response_hours": sla.first_response_hours(),
             "breached": _count(*bounds, sla.breached(now)),
         },
+        "safety": _safety_counts(real),
+    }
+
+
+def _safety_counts(where: list[ColumnElement[bool]]) -> dict[str, int]:
+    """Urgent flags and their reviews: flagged, confirmed, false alarms, not yet reviewed."""
+    verdict = QuoteRequest.safety_verdict
+    flagged, confirmed, false_alarm = db.session.execute(
+        db.select(
+            func.count(QuoteRequest.id),
+            func.count(QuoteRequest.id).filter(verdict == "confirmed"),
+            func.count(QuoteRequest.id).filter(verdict == "false_alarm"),
+        ).where(*where, QuoteRequest.urgent.is_(True))
+    ).one()
+    return {
+        "flagged": flagged,
+        "confirmed": confirmed,
+        "false_alarm": false_alarm,
+        "unreviewed": flagged - confirmed - false_alarm,
     }
 
 
