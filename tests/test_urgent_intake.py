@@ -7,6 +7,7 @@ from email.policy import default
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import redis
 from flask import Flask
 from flask.testing import FlaskClient
 from markupsafe import escape
@@ -20,6 +21,8 @@ from tests.conftest import base_config
 from tests.payloads import valid_body
 from tests.routing_fixtures import received_row, submit
 from tests.support.servers import Server
+from tests.support.smtp import SmtpSink, wait_until
+from tests.test_worker_pipeline import all_outbox_done, pipeline_app, running_worker
 
 URL = "/api/v1/quote-requests"
 SITE = "https://www.clinic-quotes.example"
@@ -177,6 +180,24 @@ def test_a_form_redirect_adds_urgent_1(app: Flask, postgres: Server, make_app):
     calm = {**fields, "message": HISTORY_EN, "email": "calm@example.org"}
     query = parse_qs(urlsplit(site.test_client().post(URL, data=calm).headers["Location"]).query)
     assert "urgent" not in query
+
+
+def test_the_worker_sends_the_alert_once_and_the_patient_the_advice_first(
+    postgres: Server, redis_server: Server, app: Flask, smtp: SmtpSink, make_app
+):
+    with redis.Redis.from_url(redis_server.url) as client:
+        client.flushdb()
+    worker_app = pipeline_app(make_app, postgres.url, redis_server.url, smtp)
+    with running_worker(worker_app):
+        body = valid_body(message=URGENT_EN, preferred_language="en", email="now@example.org")
+        reference = worker_app.test_client().post(URL, json=body).get_json()["reference"]
+        assert wait_until(lambda: len(smtp.received) >= 3 and all_outbox_done(worker_app))
+
+    [alert] = smtp.to("coordinators@quote-service.example")
+    assert alert.message["Subject"] == f"Urgent: quote request {reference} needs a coordinator now"
+    [ack] = smtp.to("now@example.org")
+    assert ack.text().lstrip().startswith("!!! This may be an emergency")
+    assert len(smtp.received) == 3  # the alert, the acknowledgement, the clinic's email
 
 
 def parts(notification: Notification) -> tuple[str, str]:
