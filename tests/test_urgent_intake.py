@@ -22,6 +22,7 @@ from tests.payloads import valid_body
 from tests.routing_fixtures import received_row, submit
 from tests.support.servers import Server
 from tests.support.smtp import SmtpSink, wait_until
+from tests.test_hosted_form import form_values
 from tests.test_worker_pipeline import all_outbox_done, pipeline_app, running_worker
 
 URL = "/api/v1/quote-requests"
@@ -265,3 +266,15 @@ def test_the_disclaimer_guard_still_blocks_an_urgent_acknowledgement(
         text, _ = parts(ack)
         assert text.lstrip().startswith("!!! This may be an emergency")
         db.session.remove()
+
+
+def test_the_hosted_form_shows_the_advice_of_an_urgent_request(client: FlaskClient, app):
+    response = client.post(
+        "/form/nl",
+        data=form_values(message=URGENT_NL, preferred_language="nl", country_of_residence="BE"),
+    )
+    assert response.status_code == 303
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Dit kan een noodgeval zijn" in page
+    assert page.index('class="urgent"') < page.index('id="success"')
+    assert len(notifications(app, "urgent_alert")) == 1

@@ -13,6 +13,7 @@ from werkzeug.urls import iri_to_uri
 
 from quote_service.api.parsing import FORM_MIMETYPE, Blueprint
 from quote_service.extensions import limiter
+from quote_service.safety.signs import ruleset
 from quote_service.schemas.intake import (
     QuoteRequestCreatedSchema,
     QuoteRequestInSchema,
@@ -23,6 +24,8 @@ from quote_service.services import idempotency, intake
 blp = Blueprint(
     "intake", __name__, url_prefix="/api/v1", description="Public intake of quote requests"
 )
+# Compile the urgent-sign rules when the app is built, not on a patient's first request.
+blp.record_once(lambda state: ruleset())
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
