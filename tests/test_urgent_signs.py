@@ -99,6 +99,19 @@ def test_a_negation_stops_at_the_clause():
     assert "chest-pain" not in rules_of("no fever and no chest pain")
 
 
+def test_a_negation_does_not_reach_past_and():
+    assert "stroke-arm-leg" in rules_of("her hand does not work and she talks funny since noon")
+    assert "stroke-speech" in rules_of("zijn arm werkt niet meer en hij praat raar sinds gisteren")
+    # Dutch "een" (a) folds to "en" (and): it must not end the clause.
+    assert not assess("geen een enkele pijn op de borst").urgent
+
+
+def test_a_history_past_a_comma_counts_only_right_after_it():
+    assert not assess("chest pain, when he climbs stairs").urgent
+    text = "her breath smells of nail polish, type 1 since she was 12"
+    assert "diabetic-ketoacidosis" in rules_of(text)
+
+
 def test_a_sign_that_contains_a_negation_is_still_a_sign():
     assert "stroke-speech" in rules_of("he cannot speak since this morning")
     assert "stroke-speech" in rules_of("il ne peut plus parler depuis ce matin")

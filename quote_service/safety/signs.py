@@ -390,10 +390,17 @@ def _timing(reading: _Reading, sign: Span, language: str) -> str:
 
 
 def _past_event(reading: _Reading, sign: Span, language: str) -> bool:
-    """For a sign needing no onset: a history cue right next to it, no onset cue nearer."""
+    """For a sign needing no onset: a history cue right next to it, and no onset cue nearer.
+
+    "Right next to it" is within three words in its clause ("had a seizure once"),
+    or just past a comma ("chest pain, when he climbs stairs"); a history cue
+    further off in another clause is about something else ("breath smells of
+    nail polish, type 1 since she was 12").
+    """
     cues = reading.cues(language)
+    clause = reading.clause(sign, language)
     _, start, end = reading.sentence(sign[0])
-    here = (start, end)
+    sentence = (start, end)
 
     def words_away(span: Span) -> int:
         if span[1] <= sign[0]:
@@ -402,11 +409,12 @@ def _past_event(reading: _Reading, sign: Span, language: str) -> bool:
             return reading.words_between(sign[1], span[0])
         return 0
 
-    history = [words_away(s) for s in _within(cues["history"], here)]
+    history = [words_away(s) for s in _within(cues["history"], clause)]
     history = [distance for distance in history if distance <= HISTORY_WINDOW]
+    history += [d for d in map(words_away, _within(cues["history"], sentence)) if d <= 1]
     if not history:
         return False
-    onset = [words_away(s) for s in _within(cues["onset"] + cues["present"], here)]
+    onset = [words_away(s) for s in _within(cues["onset"] + cues["present"], sentence)]
     return not onset or min(history) < min(onset)
 
 
