@@ -275,6 +275,8 @@ class _Reading:
         self.sentence_ends = [m.start() for m in re.finditer(r" \. ", text)]
         self.punctuation = [m.start() for m in re.finditer(r" [.,] ", text)]
         self._cues: dict[str, dict[str, list[Span]]] = {}
+        self._merged: dict[str, dict[str, list[Span]]] = {}
+        self._breaks: dict[str, tuple[list[int], list[int]]] = {}
         self._language: str | None = None
 
     @property
@@ -294,8 +296,12 @@ class _Reading:
         a word shared by two languages: "confusion", "convulsions", "suicide")."""
         if language == self.language:
             return self._cues_of(language)
-        own, message = self._cues_of(language), self._cues_of(self.language)
-        return {kind: own[kind] + message[kind] for kind in CUE_KINDS}
+        if language not in self._merged:
+            own, message = self._cues_of(language), self._cues_of(self.language)
+            self._merged[language] = {
+                kind: sorted(set(own[kind] + message[kind])) for kind in CUE_KINDS
+            }
+        return self._merged[language]
 
     def _cues_of(self, language: str) -> dict[str, list[Span]]:
         if language not in self._cues:
@@ -327,11 +333,16 @@ class _Reading:
 
     def clause(self, sign: Span, language: str) -> Span:
         """The clause around a sign: between the punctuation or "but" words either side."""
-        breaks = sorted(
-            [(p, p + 3) for p in self.punctuation] + self.cues(language)["clause_break"]
-        )
-        start = max((end for _, end in breaks if end <= sign[0]), default=0)
-        end = min((begin for begin, _ in breaks if begin >= sign[1]), default=len(self.text))
+        if language not in self._breaks:
+            breaks = sorted(
+                [(p, p + 3) for p in self.punctuation] + self.cues(language)["clause_break"]
+            )
+            self._breaks[language] = ([b for b, _ in breaks], sorted(e for _, e in breaks))
+        begins, ends = self._breaks[language]
+        before = bisect.bisect_right(ends, sign[0])
+        after = bisect.bisect_left(begins, sign[1])
+        start = ends[before - 1] if before > 0 else 0
+        end = begins[after] if after < len(begins) else len(self.text)
         return start, end
 
     def words_between(self, start: int, end: int) -> int:
@@ -343,7 +354,9 @@ class _Reading:
         index = bisect.bisect_left(self.punctuation, start)
         if index < len(self.punctuation) and self.punctuation[index] < end:
             return True
-        return any(start <= s < end for s, _ in self.cues(language)["clause_break"])
+        breaks = self.cues(language)["clause_break"]
+        index = bisect.bisect_left(breaks, start, key=lambda span: span[0])
+        return index < len(breaks) and breaks[index][0] < end
 
 
 def _distance(a: Span, b: Span) -> int:
@@ -353,10 +366,14 @@ def _distance(a: Span, b: Span) -> int:
 
 def _negated(reading: _Reading, sign: Span, language: str) -> bool:
     cues = reading.cues(language)
-    for start, end in cues["negation"]:
+    # Only cues shortly before the sign can reach it (five words, long ones included).
+    for start, end in _within(cues["negation"], (max(0, sign[0] - 200), sign[0])):
         if end > sign[0]:
             continue  # after the sign, or part of it ("cannot speak")
-        if any(s <= start and end <= e for s, e in cues["not_negation"]):
+        if any(
+            s <= start and end <= e
+            for s, e in _within(cues["not_negation"], (start - 60, end + 60))
+        ):
             continue  # "not sure", "je ne sais pas"...
         if reading.crosses_clause(end, sign[0], language):
             continue
@@ -366,7 +383,15 @@ def _negated(reading: _Reading, sign: Span, language: str) -> bool:
 
 
 def _within(spans: list[Span], bounds: Span) -> list[Span]:
-    return [span for span in spans if span[0] >= bounds[0] and span[1] <= bounds[1]]
+    """The spans (sorted by start) that lie inside `bounds`."""
+    found = []
+    for index in range(bisect.bisect_left(spans, bounds[0], key=lambda span: span[0]), len(spans)):
+        span = spans[index]
+        if span[0] > bounds[1]:
+            break
+        if span[1] <= bounds[1]:
+            found.append(span)
+    return found
 
 
 def _timing(reading: _Reading, sign: Span, language: str) -> str:
