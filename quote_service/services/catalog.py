@@ -68,6 +68,24 @@ def disclaimers_in_scope(language: str, destination: str, condition: str) -> lis
     ]
 
 
+def names(language: str) -> dict[str, list[tuple[str, str]]]:
+    """Active destinations and conditions as (code, name) pairs: what a filter offers."""
+    destinations = db.session.execute(
+        db.select(Destination.code, Destination.names)
+        .where(Destination.active.is_(True))
+        .order_by(Destination.position, Destination.code)
+    )
+    conditions = db.session.execute(
+        db.select(Condition.slug, Condition.names)
+        .where(Condition.active.is_(True))
+        .order_by(Condition.position, Condition.slug)
+    )
+    return {
+        "destinations": [(code, translated(n, language)) for code, n in destinations],
+        "conditions": [(slug, translated(n, language)) for slug, n in conditions],
+    }
+
+
 def catalog(language: str) -> dict[str, Any]:
     """The public catalog with every text in `language`."""
     destinations = db.session.execute(

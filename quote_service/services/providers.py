@@ -53,6 +53,14 @@ def list_providers(
     return describe(list(db.session.execute(query).scalars()))
 
 
+def names() -> list[tuple[int, str]]:
+    """Every provider as (id, name), in list order: what a filter offers."""
+    rows = db.session.execute(
+        db.select(Provider.id, Provider.name).order_by(Provider.destination_code, Provider.slug)
+    )
+    return [(id_, name) for id_, name in rows]
+
+
 def get_provider(provider_id: int) -> dict[str, Any]:
     return describe([find_provider(provider_id)])[0]
 

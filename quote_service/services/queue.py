@@ -132,6 +132,24 @@ def count_requests(filters: dict[str, Any], current_user_id: int, cap: int) -> i
     ).scalar_one()
 
 
+def count_many(filter_sets: list[dict[str, Any]], current_user_id: int, cap: int) -> list[int]:
+    """`count_requests` for several filter sets in one statement (one round trip)."""
+    if not filter_sets:
+        return []
+    counts = [
+        db.select(db.func.count())
+        .select_from(
+            filtered(filters, current_user_id)
+            .with_only_columns(QuoteRequest.id)
+            .limit(cap)
+            .subquery()
+        )
+        .scalar_subquery()
+        for filters in filter_sets
+    ]
+    return list(db.session.execute(db.select(*counts)).one())
+
+
 def attach_viewers(requests: list[QuoteRequest]) -> None:
     """Set each request's `viewers` (who has it open in the console) for the schemas."""
     found = presence.viewers(request.id for request in requests)
