@@ -68,6 +68,11 @@ class Conflict(ServiceError):
     code = "conflict"
 
 
+class Gone(ServiceError):
+    status = 410
+    code = "gone"
+
+
 class PreconditionFailed(ServiceError):
     status = 412
     code = "precondition_failed"
@@ -91,6 +96,7 @@ HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",
+    410: "gone",
     412: "precondition_failed",
     413: "payload_too_large",
     415: "unsupported_media_type",

@@ -4,17 +4,29 @@ from __future__ import annotations
 
 from quote_service.api import (
     catalog,
+    clinic,
     intake,
     operations,
     privacy,
     providers,
     queue,
+    quotes,
     statistics,
 )
 from quote_service.api.auth import SECURITY_SCHEMES
 from quote_service.extensions import api
 
-BLUEPRINT_MODULES = (catalog, intake, queue, providers, statistics, privacy, operations)
+BLUEPRINT_MODULES = (
+    catalog,
+    intake,
+    queue,
+    quotes,
+    clinic,
+    providers,
+    statistics,
+    privacy,
+    operations,
+)
 
 
 def register_blueprints() -> None:
