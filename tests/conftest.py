@@ -25,6 +25,8 @@ pytest_plugins = ["tests.routing_fixtures"]
 # Tables that requests write; the catalog tables are seeded once per session.
 ACTIVITY_TABLES = (
     "access_log",
+    "clinic_quote",
+    "invitation",
     "idempotency_key",
     "event",
     "notification",

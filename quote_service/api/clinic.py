@@ -27,9 +27,12 @@ CLOSED = "The invitation has expired or was withdrawn (code `invitation_closed`)
 
 @blp.route(INVITATION)
 @blp.response(200, InvitationOutSchema)
+@blp.alt_response(410, description=CLOSED)
 def get_invitation(token: str) -> dict[str, Any]:
     """The request a clinic is invited to quote for: never the patient's contact details"""
-    return invitations.clinic_view(invitations.find(token))
+    invitation = invitations.find(token)
+    invitations.check_open(invitation)
+    return invitations.clinic_view(invitation)
 
 
 @blp.route(f"{INVITATION}/quote", methods=["POST"])

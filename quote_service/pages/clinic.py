@@ -60,7 +60,8 @@ def _page(token: str, status: int = 200, **context: Any) -> tuple[str, int]:
 
 @bp.get("/invitations/<string:token>")
 def invitation(token: str) -> tuple[str, int]:
-    return _page(token)
+    closed = invitations.find(token).status in ("expired", "withdrawn")
+    return _page(token, 410 if closed else 200)
 
 
 @bp.post("/invitations/<string:token>")

@@ -248,12 +248,17 @@ def labels(invitation: Invitation) -> dict[str, str]:
     return notifications.labels(request, language)
 
 
-def check_answerable(invitation: Invitation) -> None:
+def check_open(invitation: Invitation) -> None:
+    """An expired or withdrawn invitation is over: its link answers 410."""
     if invitation.status in ("expired", "withdrawn"):
         raise InvitationClosed(
             f"This invitation is {invitation.status}; it no longer takes answers.",
             extra={"status": invitation.status},
         )
+
+
+def check_answerable(invitation: Invitation) -> None:
+    check_open(invitation)
     if invitation.status == "declined":
         raise InvitationAnswered("This invitation was declined; it takes no quote.")
 
