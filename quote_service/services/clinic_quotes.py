@@ -183,3 +183,41 @@ def withdraw_for_request(request: QuoteRequest) -> None:
 
 def invitation_of(quote: ClinicQuote) -> Invitation:
     return db.session.get_one(Invitation, quote.invitation_id)
+
+
+class QuoteNotOffered(InvalidFields):
+    def __init__(self) -> None:
+        super().__init__({"quote_id": ["This quote was not sent to you."]})
+
+
+def record_interest(request: QuoteRequest, quote_id: int) -> ClinicQuote:
+    """The patient is interested in one of the quotes sent: an event, and the coordinators told.
+
+    Saying it twice changes nothing: one event and one alert per quote.
+    """
+    quote = db.session.get(ClinicQuote, quote_id)
+    if quote is None or quote.quote_request_id != request.id or quote.status != "sent":
+        raise QuoteNotOffered()
+    if request.status in ENDED_STATUSES:
+        raise RequestEnded(f"{request.reference} is {request.status}.")
+    already = db.session.execute(
+        db.select(Event.id).where(
+            Event.quote_request_id == request.id,
+            Event.type == "patient_interest",
+            Event.data["quote_id"].as_integer() == quote.id,
+        )
+    ).first()
+    if already is None:
+        db.session.add(
+            Event(
+                quote_request_id=request.id,
+                type="patient_interest",
+                actor="patient",
+                note=f"Interested in the quote of {quote.provider.name}.",
+                data={"quote_id": quote.id, "provider_id": quote.provider_id},
+                at=utcnow(),
+            )
+        )
+        notifications.prepare_interest_alert(request, quote)
+    db.session.commit()
+    return quote
