@@ -18,7 +18,7 @@ from quote_service.services import invitations, pipeline
 from tests.conftest import base_config
 from tests.routing_fixtures import received_row, submit
 from tests.support.servers import Server
-from tests.test_browser_form import STEP_TIMEOUT_MS, browser, serve  # fixtures
+from tests.test_browser_form import STEP_TIMEOUT_MS, browser, serve  # noqa: F401 (fixtures)
 
 try:
     from playwright.sync_api import expect
