@@ -23,6 +23,16 @@ COPY worker ./worker
 RUN pip install --no-deps -e .
 
 FROM ${PYTHON_IMAGE}
+# Set by the build (docs/OPERATIONS.md, "Upgrading"): which commit, built when.
+ARG VCS_REF=unknown
+ARG BUILD_DATE=unknown
+# OCI annotations; the version is pyproject.toml's (a test keeps the two equal).
+LABEL org.opencontainers.image.title="quote-service" \
+      org.opencontainers.image.description="Medical-tourism quote intake: API, Celery worker and beat in one image." \
+      org.opencontainers.image.version="0.2.0" \
+      org.opencontainers.image.revision="${VCS_REF}" \
+      org.opencontainers.image.created="${BUILD_DATE}" \
+      org.opencontainers.image.documentation="docs/OPERATIONS.md"
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -46,14 +47,21 @@ def users_group() -> None:
 @users_group.command("create")
 @click.option("--email", required=True)
 @click.option("--role", required=True, type=click.Choice(ROLES))
+@click.option(
+    "--expires-days",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Days the token is valid (default: API_TOKEN_EXPIRES_DAYS); 0: never expires.",
+)
 @with_appcontext
-def create_user_command(email: str, role: str) -> None:
+def create_user_command(email: str, role: str, expires_days: int | None) -> None:
     """Create a user and print its token once, alone on the last line."""
     try:
-        user, token = users.create_user(email, role)
+        user, token = users.create_user(email, role, expires_days)
     except ServiceError as error:
         raise click.ClickException(_describe(error)) from None
-    click.echo(f"created {user.role} {user.email}; the token is shown once:")
+    expiry = _when(user.expires_at, "never expires")
+    click.echo(f"created {user.role} {user.email}; token expires {expiry}; it is shown once:")
     click.echo(token)
 
 
@@ -72,13 +80,19 @@ def revoke_user_command(email: str) -> None:
 @users_group.command("list")
 @with_appcontext
 def list_users_command() -> None:
-    """Every user: role, state, and when its token was last used."""
+    """Every user: role, state, when its token was last used and when it expires."""
     for user in users.list_users():
-        state = "revoked" if user.revoked_at else "active"
-        last_used = (
-            user.last_used_at.isoformat(timespec="seconds") if user.last_used_at else "never"
+        state = "revoked" if user.revoked_at else "expired" if user.is_expired() else "active"
+        last_used = _when(user.last_used_at, "never")
+        expires = _when(user.expires_at, "never")
+        click.echo(
+            f"{user.id}\t{user.email}\t{user.role}\t{state}\t"
+            f"last used {last_used}\texpires {expires}"
         )
-        click.echo(f"{user.id}\t{user.email}\t{user.role}\t{state}\tlast used {last_used}")
+
+
+def _when(moment: datetime | None, otherwise: str) -> str:
+    return moment.isoformat(timespec="seconds") if moment else otherwise
 
 
 def _describe(error: ServiceError) -> str:

@@ -171,6 +171,16 @@ def from_environment(
         ),
         "CORS_ORIGINS": parse_list(get("CORS_ORIGINS", "")),
         "TRUSTED_PROXY_COUNT": parse_int("TRUSTED_PROXY_COUNT", get("TRUSTED_PROXY_COUNT", "0")),
+        # Empty: /metrics is open (make run; a port only Prometheus reaches). Set:
+        # a scrape must send `Authorization: Bearer <token>`.
+        "METRICS_TOKEN": get("METRICS_TOKEN", "").strip(),
+        # false: no /docs and no /openapi.json (the spec is still built for tests).
+        "PUBLIC_API_DOCS": parse_bool("PUBLIC_API_DOCS", get("PUBLIC_API_DOCS", "true")),
+        # Days a new API token is valid (`users create --expires-days` overrides);
+        # 0: tokens never expire.
+        "API_TOKEN_EXPIRES_DAYS": parse_int(
+            "API_TOKEN_EXPIRES_DAYS", get("API_TOKEN_EXPIRES_DAYS", "90")
+        ),
         "RATE_LIMIT_INTAKE": get("RATE_LIMIT_INTAKE", "10/minute;100/day"),
         "ACKNOWLEDGEMENTS_PER_RECIPIENT_PER_DAY": parse_int(
             "ACKNOWLEDGEMENTS_PER_RECIPIENT_PER_DAY",
@@ -218,7 +228,6 @@ def from_environment(
         "API_TITLE": "Quote service",
         "API_VERSION": "v1",
         "OPENAPI_VERSION": "3.0.3",
-        "OPENAPI_URL_PREFIX": "/",
         "OPENAPI_JSON_PATH": "openapi.json",
         "OPENAPI_SWAGGER_UI_PATH": "docs",
         "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
@@ -244,6 +253,8 @@ def derived_settings(config: Mapping[str, Any]) -> dict[str, Any]:
             config["DATABASE_CONNECT_TIMEOUT_SECONDS"],
         ),
         "RATELIMIT_STORAGE_URI": config["REDIS_URL"] or "memory://",
+        # flask-smorest serves neither /openapi.json nor /docs without a prefix.
+        "OPENAPI_URL_PREFIX": "/" if config["PUBLIC_API_DOCS"] else None,
         "CELERY": celery_settings(config["REDIS_URL"]),
     }
 
@@ -262,6 +273,9 @@ def celery_settings(redis_url: str) -> dict[str, Any]:
         "task_soft_time_limit": TASK_SOFT_TIME_LIMIT,
         "task_time_limit": TASK_TIME_LIMIT,
         "worker_prefetch_multiplier": 1,
+        # Beat's state file: under instance/, the app's one writable folder, never
+        # beside the code; a deployment may put it elsewhere with `--schedule`.
+        "beat_schedule_filename": str(default_instance_path() / "celerybeat-schedule"),
         "worker_hijack_root_logger": False,
         "broker_connection_retry_on_startup": True,
         # The relay publishes; a dead broker must fail it fast, not hang it.

@@ -53,6 +53,10 @@ class Unauthorized(ServiceError):
     headers = {"WWW-Authenticate": "Bearer"}
 
 
+class TokenExpired(Unauthorized):
+    code = "token_expired"
+
+
 class Forbidden(ServiceError):
     status = 403
     code = "forbidden"

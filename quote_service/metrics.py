@@ -6,9 +6,11 @@ Two kinds, chosen for what stays correct when gunicorn runs several processes:
   rule, never the raw path, so references and search terms never become
   labels) and status, and the intake latency histogram;
 - read from the database at scrape time, so they add up across every API and
-  worker process: the outbox backlog, requests by status and emails by kind
-  and status. Counters kept where an email is sent would only count the one
-  process that sent it.
+  worker process: the outbox backlog, requests by status, emails by kind
+  and status, and requests past their first-response SLA. Counters kept
+  where an email is sent would only count the one process that sent it;
+- probed at scrape time: the readiness checks of `GET /readyz`, one gauge per
+  dependency, and the release (`quote_service_build_info{version}`).
 
 With several processes, set `PROMETHEUS_MULTIPROC_DIR` to an empty directory
 that each process can write (wiped before the server starts; one per service,
@@ -30,6 +32,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector, CollectorRegistry
 from sqlalchemy.exc import SQLAlchemyError
 
+from quote_service import readiness
 from quote_service.extensions import db
 from quote_service.models import (
     NOTIFICATION_KINDS,
@@ -39,7 +42,8 @@ from quote_service.models import (
     QuoteRequest,
     utcnow,
 )
-from quote_service.services import outbox
+from quote_service.services import outbox, sla
+from quote_service.version import __version__
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +152,39 @@ def _database_families() -> Iterator[Metric]:
             emails.add_metric([kind, status], by_kind_status.get((kind, status), 0))
     yield emails
 
+    breached = GaugeMetricFamily(
+        "quote_service_sla_breached_requests",
+        "Requests with no first response yet, created more than SLA_FIRST_RESPONSE_HOURS ago.",
+    )
+    breached.add_metric(
+        [],
+        db.session.execute(
+            db.select(db.func.count(QuoteRequest.id)).where(sla.breached())
+        ).scalar_one(),
+    )
+    yield breached
+
+
+class ReadinessCollector(Collector):
+    """The checks of `GET /readyz` and the release; needs an app context."""
+
+    def collect(self) -> Iterator[Metric]:
+        ready = GaugeMetricFamily(
+            "quote_service_readiness_check_up",
+            "1 if the dependency answered the readiness probe at this scrape, else 0.",
+            labels=["check"],
+        )
+        for check, state in readiness.check(current_app).items():
+            ready.add_metric([check], 1 if state == "ok" else 0)
+        yield ready
+        build = GaugeMetricFamily(
+            "quote_service_build_info",
+            "Always 1; the label names the running release (pyproject.toml's version).",
+            labels=["version"],
+        )
+        build.add_metric([__version__], 1)
+        yield build
+
 
 def exposition() -> tuple[bytes, str]:
     """The Prometheus text of this process (or of every process) and the database gauges."""
@@ -158,6 +195,7 @@ def exposition() -> tuple[bytes, str]:
     else:
         registry.register(_ProcessCollector())
     registry.register(DatabaseCollector())
+    registry.register(ReadinessCollector())
     return generate_latest(registry), CONTENT_TYPE_LATEST
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from quote_service import create_app
@@ -85,3 +87,11 @@ def test_worker_module_builds_the_celery_app_from_the_flask_app(monkeypatch, tmp
     assert worker.celery.conf.task_acks_late is True
     assert worker.celery.conf.worker_prefetch_multiplier == 1
     assert worker.flask_app.extensions["celery"] is worker.celery
+
+
+def test_beat_keeps_its_schedule_file_under_instance():
+    """Beat writes its state beside the app's other local files, never among the code."""
+    app = create_app({"SQLALCHEMY_DATABASE_URI": "sqlite://"})
+    schedule = Path(app.extensions["celery"].conf.beat_schedule_filename)
+    assert schedule.parent == Path(app.instance_path)
+    assert schedule.name == "celerybeat-schedule"

@@ -4,6 +4,10 @@ Benchmarks are never pass/fail timed tests; this only proves that `make bench`
 can start what it needs, drive each scenario against its floor and write the
 report. It runs `python -m bench --quick` against the test session's
 PostgreSQL (a database of its own beside the tests') and Redis.
+
+The harness drives the intake with wrk, a system tool the suite cannot bring
+itself: without it the test skips, saying how to enable it. CI (`.ci/run`)
+installs it, so there the test always runs.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,6 +30,12 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ("intake", "pipeline", "queue", "end_to_end")
 HARNESS_TIMEOUT = 150.0
 STOP_TIMEOUT = 30.0
+WRK_MISSING = (
+    "wrk is not installed: `sudo apt-get install wrk` (or `make bench`, which installs it) "
+    "enables this test; CI (.ci/run) installs it"
+)
+
+pytestmark = pytest.mark.skipif(shutil.which("wrk") is None, reason=WRK_MISSING)
 
 
 def bench_database_url(postgres: Server) -> str:

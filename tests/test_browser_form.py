@@ -117,7 +117,10 @@ def browser() -> Iterator[Browser]:
     if sync_playwright is None:
         pytest.skip("the playwright Python package is not installed (pip install -e '.[dev]')")
     if not CHROMIUM.exists():
-        pytest.skip(f"no Chromium at {CHROMIUM}; these tests never download a browser")
+        pytest.skip(
+            f"no Chromium at {CHROMIUM}: `sudo apt-get install chromium` enables these tests "
+            "(they never download a browser); CI (.ci/run) installs it"
+        )
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
         try:

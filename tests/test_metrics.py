@@ -45,6 +45,9 @@ API_FAMILIES = {
     "quote_service_quote_requests": "gauge",
     "quote_service_emails": "gauge",
     "quote_service_metrics_database_up": "gauge",
+    "quote_service_sla_breached_requests": "gauge",
+    "quote_service_readiness_check_up": "gauge",
+    "quote_service_build_info": "gauge",
 }
 
 
@@ -181,6 +184,41 @@ def test_without_a_database_the_page_still_answers(make_app: Callable[[dict], Fl
     samples = scrape(client)
     assert value(samples, "quote_service_metrics_database_up") == 0
     assert any(s.name == "quote_service_http_requests_total" for s in samples)
+
+
+def test_requests_past_their_first_response_sla_are_counted(client: FlaskClient, app: Flask):
+    references = [
+        client.post(URL, json=valid_body(email=f"sla.{n}@example.org")).get_json()["reference"]
+        for n in range(3)
+    ]
+    assert value(scrape(client), "quote_service_sla_breached_requests") == 0
+    late = utcnow() - timedelta(hours=app.config["SLA_FIRST_RESPONSE_HOURS"], minutes=1)
+    with app.app_context():
+        for reference in references[:2]:
+            stored(reference).created_at = late
+        # Answered (in review): late, but no longer waiting for a first response.
+        stored(references[1]).status = "in_review"
+        db.session.commit()
+    assert value(scrape(client), "quote_service_sla_breached_requests") == 1
+
+
+def test_the_readiness_checks_and_the_release_are_exported(
+    make_app: Callable[[dict], Flask], postgres: Server, redis_server: Server
+):
+    import tomllib
+
+    version = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["version"]
+    ready = make_app(base_config(postgres.url, REDIS_URL=redis_server.url)).test_client()
+    samples = scrape(ready)
+    assert value(samples, "quote_service_readiness_check_up", check="database") == 1
+    assert value(samples, "quote_service_readiness_check_up", check="broker") == 1
+    assert value(samples, "quote_service_build_info", version=version) == 1
+
+    no_broker = f"redis://127.0.0.1:{free_port()}/0"
+    broken = make_app(base_config(postgres.url, REDIS_URL=no_broker)).test_client()
+    samples = scrape(broken)
+    assert value(samples, "quote_service_readiness_check_up", check="database") == 1
+    assert value(samples, "quote_service_readiness_check_up", check="broker") == 0
 
 
 def read_worker_metrics(port: int) -> list[Sample]:

@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from quote_service.extensions import db
 from quote_service.models import Base
-from quote_service.services.keys import ENCRYPTED
+from quote_service.services.keys import encrypted_columns
 from tests.conftest import Caller, base_config, smtp_config
 from tests.payloads import valid_body
 from tests.support.servers import Server
@@ -57,7 +57,7 @@ def decrypted_values() -> str:
     from quote_service.crypto import keyring
 
     values = []
-    for spec in ENCRYPTED:
+    for spec in encrypted_columns():
         for column in spec.columns:
             tokens = db.session.execute(
                 text(f"SELECT {column} FROM {spec.table} WHERE {column} IS NOT NULL")

@@ -131,12 +131,89 @@ def test_a_stale_version_in_the_body_is_409(client, app_context, coordinator: Ca
     assert "version" in response.get_json()["error"]["fields"]
 
 
-def test_a_change_without_any_version_is_428(client, app_context, coordinator: Caller):
+def test_the_contracts_own_transition_body_is_served_without_a_version(
+    client, app_context, coordinator: Caller
+):
     reference = routed_request(client)
     response = client.post(
-        f"{URL}/{reference}/transitions", json={"to": "in_review"}, headers=coordinator.headers
+        f"{URL}/{reference}/transitions",
+        json={"to": "in_review", "note": "Looking at it"},
+        headers=coordinator.headers,
     )
-    assert response.status_code == 428
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["status"] == "in_review"
+    assert response.get_json()["version"] == 2
+    body, _ = read(client, coordinator, reference)
+    assert (body["timeline"][-1]["type"], body["timeline"][-1]["note"]) == (
+        "in_review",
+        "Looking at it",
+    )
+
+
+@pytest.mark.parametrize(
+    ("suffix", "body"),
+    [("assignment", {"assignee": "me", "note": "mine"}), ("route", {"note": "again"})],
+)
+def test_assignment_and_reroute_are_served_without_a_version(
+    client, app_context, coordinator: Caller, suffix: str, body: dict
+):
+    reference = routed_request(client)
+    response = client.post(f"{URL}/{reference}/{suffix}", json=body, headers=coordinator.headers)
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["version"] == 2
+
+
+@pytest.mark.parametrize(
+    ("suffix", "body"),
+    [
+        ("transitions", {"to": "in_review"}),
+        ("assignment", {"assignee": "me"}),
+        ("route", {}),
+    ],
+)
+def test_a_stale_version_is_still_refused_412_by_header_409_by_body(
+    client, app_context, coordinator: Caller, suffix: str, body: dict
+):
+    reference = routed_request(client)
+    _, stale = read(client, coordinator, reference)
+    assert (
+        client.post(
+            f"{URL}/{reference}/notes", json={"note": "no bump"}, headers=coordinator.headers
+        ).status_code
+        == 201
+    )
+    # Someone else changes the request (no version: served) after we read it.
+    changed = client.post(
+        f"{URL}/{reference}/assignment", json={"assignee": None}, headers=coordinator.headers
+    )
+    assert changed.status_code == 200
+
+    by_header = client.post(
+        f"{URL}/{reference}/{suffix}", json=body, headers={**coordinator.headers, "If-Match": stale}
+    )
+    assert by_header.status_code == 412
+    assert by_header.get_json()["error"]["code"] == "precondition_failed"
+    by_body = client.post(
+        f"{URL}/{reference}/{suffix}",
+        json={**body, "version": int(stale.strip('"'))},
+        headers=coordinator.headers,
+    )
+    assert by_body.status_code == 409
+    assert by_body.get_json()["error"]["code"] == "conflict"
+    assert "version" in by_body.get_json()["error"]["fields"]
+    assert read(client, coordinator, reference)[0]["version"] == 2
+
+
+def test_an_illegal_move_without_a_version_is_still_409(client, app_context, coordinator: Caller):
+    reference = routed_request(client)
+    response = client.post(
+        f"{URL}/{reference}/transitions", json={"to": "closed"}, headers=coordinator.headers
+    )
+    assert response.status_code == 409
+    error = response.get_json()["error"]
+    assert error["code"] == "conflict"
+    assert error["allowed"] == ["in_review", "rejected", "withdrawn", "spam"]
+    assert read(client, coordinator, reference)[0]["status"] == "routed"
 
 
 def test_a_malformed_if_match_is_422(client, app_context, coordinator: Caller):

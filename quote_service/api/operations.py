@@ -2,41 +2,29 @@
 
 from __future__ import annotations
 
-import logging
-import threading
-import time
-from collections.abc import Callable, Mapping
-from contextvars import copy_context
+import hmac
 from typing import Any
 
-import redis
-from flask import Flask, Response, current_app
-from redis.backoff import NoBackoff
-from redis.retry import Retry
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.pool import NullPool
+from flask import Response, current_app, request
 
-from quote_service import metrics
+from quote_service import metrics, readiness
 from quote_service.api.parsing import Blueprint
+from quote_service.errors import Unauthorized
+from quote_service.readiness import (  # noqa: F401 (the probe's parts, as tests name them)
+    PROBE_TIMEOUT_SECONDS,
+    readiness_engine,
+    run_checks,
+)
+from quote_service.version import __version__
 
 blp = Blueprint("operations", __name__, description="Operations")
-
-log = logging.getLogger(__name__)
-
-# A readiness probe must answer quickly even when a dependency hangs: every
-# check runs in its own thread and one that has not answered by then is down.
-PROBE_TIMEOUT_SECONDS = 1.0
-# psycopg waits at least 2 s for a connection whatever is asked; the deadline
-# above bounds the answer, this bounds how long a check's thread lives on.
-PROBE_CONNECT_TIMEOUT_SECONDS = 2
-PROBE_STATEMENT_TIMEOUT_MS = 1000
 
 
 @blp.route("/healthz")
 @blp.response(200)
 def healthz() -> dict[str, str]:
-    """The process is alive"""
-    return {"status": "ok"}
+    """The process is alive, and which release it runs"""
+    return {"status": "ok", "version": __version__}
 
 
 @blp.route("/readyz")
@@ -44,12 +32,7 @@ def healthz() -> dict[str, str]:
 @blp.alt_response(503, description="A dependency is down; the body names it.")
 def readyz() -> tuple[dict[str, Any], int]:
     """The process can serve: database and broker answer"""
-    engine = readiness_engine(current_app)
-    checks: dict[str, Callable[[], None]] = {"database": lambda: _ping_database(engine)}
-    redis_url = current_app.config["REDIS_URL"]
-    if redis_url:
-        checks["broker"] = lambda: _ping_redis(redis_url)
-    states = run_checks(checks, PROBE_TIMEOUT_SECONDS)
+    states = readiness.check(current_app)
     ready = all(state == "ok" for state in states.values())
     return {"status": "ok" if ready else "unavailable", "checks": states}, 200 if ready else 503
 
@@ -65,78 +48,16 @@ def readyz() -> tuple[dict[str, Any], int]:
 )
 def prometheus_metrics() -> Response:
     """Prometheus metrics: requests, intake latency, backlog, requests and emails by status"""
+    expected = current_app.config["METRICS_TOKEN"]
+    if expected and not _bearer_is(expected):
+        raise Unauthorized("Send the metrics token: Authorization: Bearer <METRICS_TOKEN>.")
     body, content_type = metrics.exposition()
     return Response(body, content_type=content_type)
 
 
-def readiness_engine(app: Flask) -> Engine:
-    """An engine of the app's database for the probe alone, with the probe's short timeouts.
-
-    The app's own engine waits `DATABASE_CONNECT_TIMEOUT_SECONDS` for a
-    connection, and its pool may be exhausted by stuck requests; a fresh
-    connection each time also proves new connections can be made.
-    """
-    engine = app.extensions.get("readiness_engine")
-    if engine is None:
-        url = app.config["SQLALCHEMY_DATABASE_URI"]
-        connect_args: dict[str, Any] = {}
-        if url.startswith("postgresql"):
-            connect_args = {
-                "connect_timeout": PROBE_CONNECT_TIMEOUT_SECONDS,
-                "options": f"-c statement_timeout={PROBE_STATEMENT_TIMEOUT_MS}",
-            }
-        elif url.startswith("sqlite"):
-            connect_args = {"timeout": PROBE_TIMEOUT_SECONDS}
-        engine = create_engine(
-            url, poolclass=NullPool, hide_parameters=True, connect_args=connect_args
-        )
-        app.extensions["readiness_engine"] = engine
-    return engine
-
-
-def run_checks(checks: Mapping[str, Callable[[], None]], timeout: float) -> dict[str, str]:
-    """Run the checks side by side: "ok" for each that returned within `timeout`, else "down"."""
-    results: dict[str, str] = {}
-    threads = []
-    for name, check in checks.items():
-        # A copy of the context, so the thread's log lines carry the request id.
-        thread = threading.Thread(
-            target=copy_context().run,
-            args=(_record, name, check, results),
-            name=f"readiness-{name}",
-            daemon=True,
-        )
-        thread.start()
-        threads.append(thread)
-    deadline = time.monotonic() + timeout
-    for thread in threads:
-        thread.join(max(deadline - time.monotonic(), 0))
-    return {name: results.get(name, "down") for name in checks}
-
-
-def _record(name: str, check: Callable[[], None], results: dict[str, str]) -> None:
-    try:
-        check()
-    except Exception as error:  # whatever the failure, the dependency is not usable
-        log.warning("readiness: %s down: %s", name, type(error).__name__)
-        results[name] = "down"
-    else:
-        results[name] = "ok"
-
-
-def _ping_database(engine: Engine) -> None:
-    with engine.connect() as connection:
-        connection.execute(text("SELECT 1"))
-
-
-def _ping_redis(url: str) -> None:
-    client = redis.Redis.from_url(
-        url,
-        socket_timeout=PROBE_TIMEOUT_SECONDS,
-        socket_connect_timeout=PROBE_TIMEOUT_SECONDS,
-        retry=Retry(NoBackoff(), 0),  # one try: the probe asks again soon enough
+def _bearer_is(expected: str) -> bool:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    # Constant time, so the token cannot be guessed a character at a time.
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        token.strip().encode(), expected.encode()
     )
-    try:
-        client.ping()
-    finally:
-        client.close()

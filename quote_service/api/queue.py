@@ -58,14 +58,17 @@ IF_MATCH = {
 
 
 def versioned(view: View) -> View:
-    """Document what a change that names the version it read can answer."""
+    """Document what a change that may name the version it read can answer.
+
+    The version is optional (the contract's body is `{"to", "note"}`); when
+    sent, a stale one is refused.
+    """
     for decorator in (
         blp.doc(parameters=[IF_MATCH]),
         blp.alt_response(
             409, description="`version` in the body is stale, or the move is not allowed."
         ),
         blp.alt_response(412, description="If-Match names a stale version."),
-        blp.alt_response(428, description="Neither If-Match nor `version` was sent."),
     ):
         view = decorator(view)
     return view

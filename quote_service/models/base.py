@@ -61,7 +61,9 @@ class EncryptedText(TypeDecorator[str]):
     """Text stored encrypted (Fernet, keys from DATA_ENCRYPTION_KEYS); plain in Python.
 
     Encryption is randomised, so such a column can never be compared in SQL:
-    exact lookups go through a keyed hash column beside it.
+    exact lookups go through a keyed hash column beside it, named
+    `<column>_hash`. `flask keys rotate` finds every column of this type (and
+    such a hash column) in the models by itself.
     """
 
     impl = Text

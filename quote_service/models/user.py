@@ -28,6 +28,11 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # None: the token never expires (an admin chose `--expires-days 0`).
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def is_expired(self, now: datetime | None = None) -> bool:
+        return self.expires_at is not None and self.expires_at <= (now or utcnow())
 
     @property
     def is_admin(self) -> bool:

@@ -17,7 +17,7 @@ NOTE = Text(multiline=True, validate=ma.validate.Length(min=1, max=5000))
 ID_RANGE = ma.validate.Range(min=1, max=2**31 - 1, error="Not a valid id.")
 VERSION = ma.fields.Integer(
     strict=True,
-    metadata={"description": "The version you read; or send If-Match with the ETag instead."},
+    metadata={"description": "Optional: the version you read (a stale one is a 409); or If-Match."},
 )
 
 

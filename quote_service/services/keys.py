@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import text
+from sqlalchemy import MetaData, text
 
 from quote_service.crypto import keyring
 from quote_service.extensions import db
+from quote_service.models import Base, EncryptedText
 
 
 @dataclass(frozen=True)
@@ -19,28 +20,36 @@ class EncryptedColumns:
     hashes: tuple[tuple[str, str], ...] = ()
 
 
-ENCRYPTED = (
-    EncryptedColumns(
-        "quote_request",
-        ("email", "phone", "message"),
-        (("email", "email_hash"), ("phone", "phone_hash")),
-    ),
-    EncryptedColumns("event", ("note",)),
-    EncryptedColumns("routing_decision", ("note",)),
-    EncryptedColumns(
-        "notification", ("recipient", "mime", "last_error"), (("recipient", "recipient_hash"),)
-    ),
-)
+def encrypted_columns(metadata: MetaData = Base.metadata) -> tuple[EncryptedColumns, ...]:
+    """Every column of the encrypted type, table by table, read from the models.
+
+    Derived, never listed: a new encrypted column is rotated without anyone
+    remembering to name it here. A lookup hash is the column `<name>_hash`
+    beside an encrypted `<name>` (see `EncryptedText`), recomputed with it.
+    """
+    found = []
+    for table in metadata.sorted_tables:
+        columns = tuple(c.name for c in table.columns if isinstance(c.type, EncryptedText))
+        if columns:
+            hashes = tuple(
+                (name, f"{name}_hash") for name in columns if f"{name}_hash" in table.columns
+            )
+            found.append(EncryptedColumns(table.name, columns, hashes))
+    return tuple(found)
 
 
-def total_rows() -> int:
+def total_rows(metadata: MetaData = Base.metadata) -> int:
     return sum(
         db.session.execute(text(f"SELECT count(*) FROM {spec.table}")).scalar()
-        for spec in ENCRYPTED
+        for spec in encrypted_columns(metadata)
     )
 
 
-def rotate(batch_size: int = 500, progress: Callable[[int], None] | None = None) -> int:
+def rotate(
+    batch_size: int = 500,
+    progress: Callable[[int], None] | None = None,
+    metadata: MetaData = Base.metadata,
+) -> int:
     """Re-encrypt every encrypted value with the newest key; return rows rewritten.
 
     Works in batches of `batch_size` rows, each committed on its own: an
@@ -48,7 +57,7 @@ def rotate(batch_size: int = 500, progress: Callable[[int], None] | None = None)
     and a rerun simply finishes the job.
     """
     rewritten = 0
-    for spec in ENCRYPTED:
+    for spec in encrypted_columns(metadata):
         for batch in _batches(spec, batch_size):
             for row in batch:
                 rewritten += _rotate_row(spec, row)

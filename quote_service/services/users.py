@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import email_validator
+from flask import current_app
 
-from quote_service.errors import Conflict, InvalidFields, NotFound
+from quote_service.errors import Conflict, InvalidFields, NotFound, TokenExpired
 from quote_service.extensions import db
 from quote_service.models import ROLES, User, utcnow
 
@@ -21,8 +22,17 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def create_user(email: str, role: str) -> tuple[User, str]:
+def token_expiry(expires_days: int | None = None) -> datetime | None:
+    """When a token made now expires: `expires_days` from now (0: never; None: the default)."""
+    days = current_app.config["API_TOKEN_EXPIRES_DAYS"] if expires_days is None else expires_days
+    if days < 0:
+        raise InvalidFields({"expires_days": ["Give a number of days, 0 for never."]})
+    return utcnow() + timedelta(days=days) if days else None
+
+
+def create_user(email: str, role: str, expires_days: int | None = None) -> tuple[User, str]:
     """Create a user; return it with its token, which is shown once and never stored."""
+    expires_at = token_expiry(expires_days)
     if role not in ROLES:
         raise InvalidFields({"role": [f"Choose one of: {', '.join(ROLES)}."]})
     try:
@@ -32,7 +42,13 @@ def create_user(email: str, role: str) -> tuple[User, str]:
     if db.session.execute(db.select(User).where(User.email == email)).scalar_one_or_none():
         raise Conflict(f"A user with the email {email} exists already.")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    user = User(email=email, role=role, token_sha256=hash_token(token), created_at=utcnow())
+    user = User(
+        email=email,
+        role=role,
+        token_sha256=hash_token(token),
+        created_at=utcnow(),
+        expires_at=expires_at,
+    )
     db.session.add(user)
     db.session.commit()
     return user, token
@@ -53,13 +69,16 @@ def list_users() -> list[User]:
 
 
 def authenticate(token: str) -> User | None:
-    """The active user holding this token, or None."""
+    """The active user holding this token, or None; an expired one raises TokenExpired."""
     user = db.session.execute(
         db.select(User).where(User.token_sha256 == hash_token(token))
     ).scalar_one_or_none()
     if user is None or user.revoked_at is not None:
         return None
     now = utcnow()
+    if user.is_expired(now):
+        # Its own code, so a client knows to ask for a new token rather than retry.
+        raise TokenExpired("This token has expired; ask an admin for a new one.")
     if user.last_used_at is None or now - user.last_used_at > LAST_USED_RESOLUTION:
         user.last_used_at = now
         db.session.commit()
@@ -77,5 +96,6 @@ def issue_demo_token(email: str = "demo.admin@quote-service.example") -> str:
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     user.token_sha256 = hash_token(token)
     user.revoked_at = None
+    user.expires_at = token_expiry()
     db.session.commit()
     return token

@@ -4,21 +4,16 @@
     rejected, withdrawn and spam may be reached from any open state.
 
 Every change bumps the request's `version`: a coordinator acting on a stale
-copy gets 409 (version in the body) or 412 (If-Match), never a silent
-overwrite. Every change writes an event naming who did it.
+copy it names gets 409 (version in the body) or 412 (If-Match), never a
+silent overwrite; a change that names no version is served. Every change
+writes an event naming who did it.
 """
 
 from __future__ import annotations
 
 from sqlalchemy.exc import IntegrityError
 
-from quote_service.errors import (
-    Conflict,
-    InvalidFields,
-    NotFound,
-    PreconditionFailed,
-    PreconditionRequired,
-)
+from quote_service.errors import Conflict, InvalidFields, NotFound, PreconditionFailed
 from quote_service.extensions import db
 from quote_service.models import Event, Notification, Provider, QuoteRequest, User, utcnow
 from quote_service.services import clinic_quotes, invitations, notifications, privacy, routing
@@ -51,11 +46,14 @@ def lock(reference: str) -> QuoteRequest:
 
 
 def check_version(request: QuoteRequest, expected: int | None, from_header: bool) -> None:
+    """Refuse a change made on a stale copy; a change that names no version is served.
+
+    The contract's own body (`{"to", "note"}`) carries no version, so the check
+    is the client's choice: clients that send one (the console always does)
+    are never silently overwritten.
+    """
     if expected is None:
-        raise PreconditionRequired(
-            "Send the version you are changing: an If-Match header with the ETag, "
-            "or `version` in the body."
-        )
+        return
     if expected != request.version:
         message = (
             f"{request.reference} changed since you read it (version {expected}, "

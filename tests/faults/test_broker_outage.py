@@ -28,7 +28,10 @@ CASES = (("BE", "stroke"), ("AG", "stroke"), ("BE", "diabetes-type-2"))
 def killable_broker() -> Iterator[RedisBinaryServer]:
     """A throwaway redis-server of this test's own, which it may kill and restart."""
     if find_redis_server() is None:
-        pytest.skip("redis-server is not installed: this test must kill and restart Redis")
+        pytest.skip(
+            "redis-server is not installed: this test must kill and restart a Redis of its "
+            "own; `sudo apt-get install redis-server` enables it"
+        )
     server = start_redis_server()
     yield server
     server.stop()
