@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date, timedelta
 from decimal import Decimal
 from email import message_from_string
@@ -9,6 +10,7 @@ from email.policy import default
 from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.datastructures import MultiDict
 
@@ -26,6 +28,13 @@ from quote_service.services import invitations, pipeline, privacy
 from tests.routing_fixtures import received_row, submit
 
 API = "/api/v1/clinic/invitations"
+
+
+@pytest.fixture(autouse=True)
+def fan_out_to_three(app: Flask) -> Iterator[None]:
+    app.config["QUOTE_FANOUT"] = 3
+    yield
+    app.config["QUOTE_FANOUT"] = 1
 
 
 def routed(portugal: Any, clinics: int = 4, **overrides: Any) -> QuoteRequest:
@@ -358,28 +367,25 @@ def test_an_expired_invitation_answers_410_and_the_next_clinic_is_invited(
     client: FlaskClient, portugal, app
 ):
     app.config["QUOTE_FANOUT"] = 1
-    try:
-        request = routed(portugal, clinics=2)
-        [first] = invited(request)
-        first.respond_by = utcnow() - timedelta(seconds=1)
-        db.session.commit()
+    request = routed(portugal, clinics=2)
+    [first] = invited(request)
+    first.respond_by = utcnow() - timedelta(seconds=1)
+    db.session.commit()
 
-        assert invitations.sweep()["expired"] == 1
-        db.session.expire_all()
-        rows = invited(request)
-        assert [(i.provider.slug, i.status) for i in rows] == [("a", "expired"), ("b", "open")]
-        assert len(events_of(request, "invitation_expired")) == 1
-        for method, path, body in (
-            ("get", "", None),
-            ("post", "/quote", quote_body()),
-            ("post", "/decline", {"reason": "other"}),
-        ):
-            response = getattr(client, method)(f"{API}/{token_of(first)}{path}", json=body)
-            assert response.status_code == 410, path
-            assert response.get_json()["error"]["code"] == "invitation_closed"
-        assert client.get(f"/clinic/invitations/{token_of(first)}").status_code == 410
-    finally:
-        app.config["QUOTE_FANOUT"] = 3
+    assert invitations.sweep()["expired"] == 1
+    db.session.expire_all()
+    rows = invited(request)
+    assert [(i.provider.slug, i.status) for i in rows] == [("a", "expired"), ("b", "open")]
+    assert len(events_of(request, "invitation_expired")) == 1
+    for method, path, body in (
+        ("get", "", None),
+        ("post", "/quote", quote_body()),
+        ("post", "/decline", {"reason": "other"}),
+    ):
+        response = getattr(client, method)(f"{API}/{token_of(first)}{path}", json=body)
+        assert response.status_code == 410, path
+        assert response.get_json()["error"]["code"] == "invitation_closed"
+    assert client.get(f"/clinic/invitations/{token_of(first)}").status_code == 410
 
 
 def test_coordinators_are_alerted_once_when_no_clinic_is_left(portugal):

@@ -31,7 +31,7 @@ def quotes_app(
         client.flushdb()
     for index, slug in enumerate(("alfa", "bravo", "charlie")):
         portugal(slug, weight=10 - index)
-    app = pipeline_app(make_app, postgres.url, redis_server.url, smtp)
+    app = pipeline_app(make_app, postgres.url, redis_server.url, smtp, QUOTE_FANOUT=3)
     with running_worker(app):
         yield app
 

@@ -16,6 +16,7 @@ import logging
 import re
 import secrets
 import statistics
+from dataclasses import asdict
 from datetime import datetime, timedelta
 
 from flask import current_app
@@ -113,45 +114,34 @@ def invitations_of(request_id: int) -> list[Invitation]:
     )
 
 
-def invite_ranked(
-    request: QuoteRequest, candidates: list[dict] | list[routing.Candidate]
-) -> list[Invitation]:
-    """Invite the best-ranked eligible clinics not invited yet, up to QUOTE_FANOUT working."""
+def next_to_invite(request: QuoteRequest, candidates: list[dict]) -> list[tuple[Provider, int]]:
+    """The best-ranked eligible clinics not invited yet, up to QUOTE_FANOUT working."""
     existing = invitations_of(request.id)
     invited = {i.provider_id for i in existing}
-    working = sum(1 for i in existing if i.status == "open")
-    ranked = sorted(
-        (_as_dict(c) for c in candidates if _as_dict(c).get("rank")), key=lambda c: c["rank"]
-    )
-    new: list[Invitation] = []
-    for candidate in ranked:
-        if working >= current_app.config["QUOTE_FANOUT"]:
-            break
-        if candidate["provider_id"] in invited:
-            continue
-        provider = db.session.get_one(Provider, candidate["provider_id"])
-        new.append(invite(request, provider, candidate["rank"]))
-        invited.add(provider.id)
-        working += 1
-    return new
+    room = current_app.config["QUOTE_FANOUT"] - sum(1 for i in existing if i.status == "open")
+    ranked = sorted((c for c in candidates if c.get("rank")), key=lambda c: c["rank"])
+    chosen = [c for c in ranked if c["provider_id"] not in invited][: max(room, 0)]
+    return [(db.session.get_one(Provider, c["provider_id"]), c["rank"]) for c in chosen]
 
 
-def _as_dict(candidate: dict | routing.Candidate) -> dict:
-    return candidate if isinstance(candidate, dict) else candidate.__dict__
+def invite_ranked(request: QuoteRequest, candidates: list[dict]) -> list[Invitation]:
+    return [
+        invite(request, provider, rank) for provider, rank in next_to_invite(request, candidates)
+    ]
 
 
 def after_routing(request: QuoteRequest, decision: RoutingDecision) -> list[Notification]:
-    """The emails a first routing calls for: the clinics' invitations, then the acknowledgement.
-
-    The invitations come first so the acknowledgement can name the clinics.
-    """
+    """The emails a first routing calls for: the acknowledgement, then the clinics' invitations."""
     if decision.provider_id is None:
         return [
             notifications.prepare_acknowledgement(request),
             notifications.prepare_unroutable_alert(request, decision),
         ]
-    invite_ranked(request, decision.candidates)
-    return [notifications.prepare_acknowledgement(request)]
+    chosen = next_to_invite(request, decision.candidates)
+    acknowledgement = notifications.prepare_acknowledgement(request)
+    for provider, rank in chosen:
+        invite(request, provider, rank)
+    return [acknowledgement]
 
 
 def reinvite(request: QuoteRequest, provider: Provider) -> Invitation:
@@ -192,7 +182,7 @@ def top_up(request: QuoteRequest) -> list[Invitation]:
     """After a clinic stopped working on a request: invite the next ones, or alert once."""
     if request.status not in INVITING_STATUSES:
         return []
-    new = invite_ranked(request, routing.rank_candidates(request))
+    new = invite_ranked(request, [asdict(c) for c in routing.rank_candidates(request)])
     if new:
         return new
     existing = invitations_of(request.id)

@@ -31,7 +31,7 @@ def test_a_worker_killed_between_invitation_emails_still_invites_each_clinic_onc
     for index, slug in enumerate(CLINICS):
         portugal(slug, weight=10 - index)
     faulty_smtp.stall_next()
-    first = start_worker(broker, OUTBOX_LEASE_SECONDS=LEASE_SECONDS)
+    first = start_worker(broker, OUTBOX_LEASE_SECONDS=LEASE_SECONDS, QUOTE_FANOUT=3)
     response = app.test_client().post(
         URL, json=minimal_body(destination="PT", condition="stroke", email="inv@example.org")
     )
@@ -45,7 +45,7 @@ def test_a_worker_killed_between_invitation_emails_still_invites_each_clinic_onc
     first.kill()
     faulty_smtp.release()
 
-    second = start_worker(broker, OUTBOX_LEASE_SECONDS=LEASE_SECONDS)
+    second = start_worker(broker, OUTBOX_LEASE_SECONDS=LEASE_SECONDS, QUOTE_FANOUT=3)
     second.wait_for(
         lambda: (
             all(faulty_smtp.to(f"{slug}@clinic.test.example") for slug in CLINICS)
