@@ -3,9 +3,10 @@
 - `reply_to(recipient, "421 ...", ...)`: the next DATA for that address gets these
   replies, one per attempt, instead of being accepted; targeting an address keeps a
   test deterministic whatever order the worker sends its emails in.
-- `stall_next(suffix)`: the next message (to an address ending with `suffix`) is taken (recorded as received, the way an MTA
-  queues it before answering) and the reply is held back until `release()`, so a
-  test can kill the sender while it waits inside `smtplib.sendmail`.
+- `stall_next(suffix)`: the next message (to an address ending with `suffix`) is
+  taken (recorded as received, the way an MTA queues it before answering) and the
+  reply is held back until `release()`, so a test can kill the sender while it
+  waits inside `smtplib.sendmail`.
 
 Every DATA is also logged in `attempts` (recipients and the reply code given), so
 a test can tell a message that was never retried from one that was.

@@ -1,4 +1,8 @@
-"""Headers of every page reached by a link whose token is the only credential."""
+"""Headers of every page reached by a link whose token is the only credential.
+
+Unlike the form's pages, these never send a referrer (the token is in the
+address), are never cached, and may not be framed.
+"""
 
 from __future__ import annotations
 

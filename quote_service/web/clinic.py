@@ -11,9 +11,9 @@ from werkzeug.wrappers import Response
 from quote_service.errors import ServiceError
 from quote_service.extensions import db
 from quote_service.models import DECLINE_REASONS, EVIDENCE_LEVELS, ClinicQuote
-from quote_service.pages.security import secure_headers
 from quote_service.schemas.clinic import DeclineInSchema, QuoteInSchema
 from quote_service.services import catalog, clinic_quotes, invitations
+from quote_service.web.link_security import secure_headers
 
 bp = Blueprint("clinic_pages", __name__, url_prefix="/clinic")
 bp.after_request(secure_headers)
@@ -38,7 +38,7 @@ def _page(token: str, status: int = 200, **context: Any) -> tuple[str, int]:
         values = {field: getattr(quote, field) for field in clinic_quotes.QUOTE_FIELDS}
     return (
         render_template(
-            "pages/invitation.html",
+            "web/invitation.html",
             token=token,
             invitation=invitation,
             view=view,
