@@ -16,7 +16,7 @@ from quote_service.schemas.intake import REQUIRED, earliest_local_today
 
 NOTES_MAX_LENGTH = 2000
 # Numeric(12, 2): ten digits before the point.
-PRICE_MAX = Decimal("9999999999.99")
+PRICE_LIMIT = 10_000_000_000
 # ClinicalTrials.gov (NCT + 8 digits) and the EU CT number (CTIS, Regulation 536/2014:
 # year-sequence-check-part, e.g. 2023-503456-12-00).
 TRIAL_ID = re.compile(r"NCT\d{8}|\d{4}-\d{6}-\d{2}-\d{2}")
@@ -29,19 +29,20 @@ class Price(ma.fields.Decimal):
     default_error_messages = {
         "invalid": "Enter an amount such as 12500 or 12500.50.",
         "special": "Enter an amount such as 12500 or 12500.50.",
+        "range": "Enter an amount greater than 0 and below 10,000,000,000.",
     }
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(
-            places=None,
-            validate=ma.validate.Range(
-                min=Decimal("0"),
-                min_inclusive=False,
-                max=PRICE_MAX,
-                error="Enter an amount greater than 0 and below 10,000,000,000.",
-            ),
-            **kwargs,
-        )
+        # The range is checked here, not by a Range validator, so that the
+        # OpenAPI gets numbers for its bounds (apispec writes a Decimal's as strings).
+        metadata = {
+            "minimum": 0,
+            "exclusiveMinimum": True,
+            "maximum": PRICE_LIMIT,
+            "exclusiveMaximum": True,
+            **kwargs.pop("metadata", {}),
+        }
+        super().__init__(places=None, metadata=metadata, **kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Decimal:
         if isinstance(value, bool) or not isinstance(value, str | int | float):
@@ -49,8 +50,10 @@ class Price(ma.fields.Decimal):
         if isinstance(value, str) and not re.fullmatch(r"\d{1,10}(\.\d{1,2})?", value.strip()):
             raise self.make_error("invalid")
         number = super()._deserialize(value, attr, data, **kwargs)
-        if number.as_tuple().exponent < -2 and number != number.quantize(Decimal("0.01")):
+        if number != number.quantize(Decimal("0.01")):
             raise self.make_error("invalid")
+        if not 0 < number < PRICE_LIMIT:
+            raise self.make_error("range")
         return number.quantize(Decimal("0.01"))
 
 
