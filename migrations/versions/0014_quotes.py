@@ -1,7 +1,7 @@
 """clinic quotes: invitations, quotes, quote items, disclaimer context
 
 Revision ID: 0014_quotes
-Revises: 0013_deploy
+Revises: 0010_console
 Create Date: 2026-12-01 22:00:00
 
 """
@@ -9,7 +9,7 @@ from alembic import op
 import sqlalchemy as sa
 
 revision = "0014_quotes"
-down_revision = "0013_deploy"
+down_revision = "0010_console"
 branch_labels = None
 depends_on = None
 

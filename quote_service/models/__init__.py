@@ -20,6 +20,7 @@ from quote_service.models.clinic_quote import (
     ClinicQuote,
     Invitation,
 )
+from quote_service.models.console import Presence, SignInFailure
 from quote_service.models.idempotency import IdempotencyKey
 from quote_service.models.notification import (
     NOTIFICATION_KINDS,
@@ -56,9 +57,11 @@ __all__ = [
     "Language",
     "Notification",
     "OutboxMessage",
+    "Presence",
     "Provider",
     "QuoteRequest",
     "RoutingDecision",
+    "SignInFailure",
     "Treatment",
     "UTCDateTime",
     "User",

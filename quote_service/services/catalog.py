@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 
 from quote_service.errors import InvalidFields
@@ -17,6 +18,7 @@ from quote_service.models import (
     QuoteItem,
     Treatment,
 )
+from quote_service.services.countries import countries
 
 DEFAULT_LANGUAGE = "en"
 
@@ -126,6 +128,9 @@ def catalog(language: str) -> dict[str, Any]:
             {"slug": item.slug, "name": translated(item.names, language)} for item in quote_items()
         ],
         "languages": languages(),
+        # For forms: countries of residence by name, and the usual wait for an answer.
+        "countries": [{"code": code, "name": name} for code, name in countries(language)],
+        "first_response_hours": current_app.config["SLA_FIRST_RESPONSE_HOURS"],
         "consent": (
             {"version": consent.version, "language": consent.language, "text": consent.text}
             if consent
