@@ -24,6 +24,7 @@ from quote_service.models import (
     provider_condition,
     utcnow,
 )
+from quote_service.services import invitations
 from quote_service.services.routing import loads_today
 
 log = logging.getLogger(__name__)
@@ -152,6 +153,7 @@ def new_provider(data: dict[str, Any], conditions: list[Condition]) -> Provider:
 def describe(providers: Sequence[Provider]) -> list[dict[str, Any]]:
     """Providers as the API shows them, with today's routed count (one query for all)."""
     loads = loads_today([p.id for p in providers], utcnow())
+    responses = invitations.response_stats([p.id for p in providers])
     return [
         {
             "id": p.id,
@@ -168,6 +170,7 @@ def describe(providers: Sequence[Provider]) -> list[dict[str, Any]]:
             "created_at": p.created_at,
             "updated_at": p.updated_at,
             "routed_today": loads.get(p.id, 0),
+            **responses[p.id],
         }
         for p in providers
     ]

@@ -15,7 +15,7 @@ from quote_service.crypto import keyring
 from quote_service.errors import InvalidFields, NotFound
 from quote_service.extensions import db
 from quote_service.models import Event, Notification, QuoteRequest, RoutingDecision
-from quote_service.services import presence, sla
+from quote_service.services import clinic_quotes, invitations, presence, sla
 from quote_service.services.privacy import record_access
 from quote_service.services.references import is_reference
 
@@ -224,6 +224,8 @@ def detail(reference: str, reader: str, reader_id: int | None) -> dict[str, Any]
         "assignee": request.assignee,
         "routing": {"decision": decisions[-1] if decisions else None, "history": decisions},
         "notifications": notifications,
+        "invitations": invitations.invitations_of(request.id),
+        "quotes": clinic_quotes.quotes_of(request.id),
         "timeline": events,
         "viewers": presence.viewers([request.id])[request.id],
     }
