@@ -1,7 +1,7 @@
 """urgent symptoms: flag, matched rules and review on quote_request
 
 Revision ID: 0011_urgent
-Revises: 0010_console
+Revises: 0014_quotes
 Create Date: 2026-12-01 22:00:00
 
 """
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0011_urgent'
-down_revision = '0010_console'
+down_revision = '0014_quotes'
 branch_labels = None
 depends_on = None
 

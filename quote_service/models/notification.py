@@ -13,10 +13,15 @@ from quote_service.models.base import Base, EncryptedText, UTCDateTime, utcnow
 
 NOTIFICATION_KINDS = (
     "acknowledgement",
+    # The invitation to quote, one per invited clinic (the first round's provider email).
     "provider",
+    "invitation_reminder",
+    "quotes",
     "unroutable_alert",
     "sla_alert",
     "urgent_alert",
+    "no_quotes_alert",
+    "interest_alert",
 )
 # pending -> sending -> sent; sending -> pending (retry) or failed. blocked (a
 # disclaimer missing) and suppressed (recipient's daily cap) are never sent.
