@@ -46,10 +46,16 @@ SERVICES = {
     "backup",
     "mailpit",
     "prometheus",
+    "alertmanager",
     "grafana",
 }
 APP_SERVICES = ("migrate", "api", "worker", "beat")
-PROFILES = {"mailpit": ["dev"], "prometheus": ["monitoring"], "grafana": ["monitoring"]}
+PROFILES = {
+    "mailpit": ["dev"],
+    "prometheus": ["monitoring"],
+    "alertmanager": ["monitoring"],
+    "grafana": ["monitoring"],
+}
 # What `.env` must set: `docker compose` refuses to start without each.
 REQUIRED = (
     "POSTGRES_PASSWORD",
@@ -137,6 +143,7 @@ def test_every_service_of_the_stack_is_there(services: dict[str, Any]):
     assert services["mailpit"]["image"].startswith("axllent/mailpit")
     assert services["prometheus"]["image"].startswith("prom/prometheus:")
     assert services["grafana"]["image"].startswith("grafana/grafana:")
+    assert services["alertmanager"]["image"].startswith("prom/alertmanager:")
 
 
 def test_the_catcher_and_monitoring_run_only_in_their_profiles(services: dict[str, Any]):
@@ -532,3 +539,18 @@ def test_every_file_the_image_copies_reaches_the_build():
         for source in sources:
             assert (ROOT / source).exists(), source
             assert not any(fnmatch.fnmatch(source, pattern) for pattern in patterns), source
+
+
+def test_alertmanager_mails_through_the_app_s_relay(services: dict[str, Any]):
+    manager = services["alertmanager"]
+    assert "./deploy/alertmanager:/etc/alertmanager-setup:ro" in manager["volumes"]
+    assert manager["entrypoint"][:2] == ["/bin/sh", "/etc/alertmanager-setup/entrypoint.sh"]
+    assert "--config.file=/run/alertmanager/alertmanager.yml" in manager["entrypoint"]
+    assert "/run/alertmanager" in manager["tmpfs"]
+    shared = services["api"]["environment"]
+    for name in ("SMTP_HOST", "SMTP_PORT", "SMTP_USERNAME", "SMTP_PASSWORD", "SMTP_STARTTLS"):
+        assert manager["environment"][name] == shared[name], name
+    for name in ("MAIL_FROM", "COORDINATORS_EMAIL"):
+        assert manager["environment"][name] == shared[name], name
+    assert manager["environment"]["ALERTS_EMAIL"] == "${ALERTS_EMAIL:-}"
+    assert "alertmanager" in depends_on(services["prometheus"])

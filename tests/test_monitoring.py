@@ -1,7 +1,9 @@
-"""deploy/prometheus and deploy/grafana: checked by promtool, and built on metrics we export.
+"""deploy/prometheus, alertmanager and grafana: checked by their tools, on metrics we export.
 
 promtool (Debian's `prometheus` package) checks the configuration and the
-rules and runs the rules' unit tests (alerts.test.yml). The metric names the
+rules and runs the rules' unit tests (alerts.test.yml); amtool
+(`prometheus-alertmanager`) checks the configuration Alertmanager's entrypoint
+writes from the stack's mail settings. The metric names the
 alerts and the dashboard use are compared with what the API's `/metrics` and
 the worker's metrics server really expose.
 """
@@ -9,6 +11,7 @@ the worker's metrics server really expose.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -185,3 +188,84 @@ def test_the_dashboard_reads_the_provisioned_datasource():
         assert panel["gridPos"]["x"] + panel["gridPos"]["w"] <= 24
         for target in panel["targets"]:
             assert target["datasource"]["uid"] == source["uid"]
+
+
+# --- Alertmanager: alerts by email -------------------------------------------------
+
+ALERTMANAGER_SETUP = ROOT / "deploy" / "alertmanager" / "entrypoint.sh"
+AMTOOL = shutil.which("amtool")
+needs_amtool = pytest.mark.skipif(
+    AMTOOL is None,
+    reason="amtool is missing: apt-get install prometheus-alertmanager (.ci/run does it as root)",
+)
+
+
+def alertmanager_config(tmp_path: Path, **environment: str) -> tuple[Path, str]:
+    """Run the service's entrypoint with `environment`; the config it writes and its output."""
+    config = tmp_path / "alertmanager.yml"
+    result = subprocess.run(
+        ["sh", str(ALERTMANAGER_SETUP)],
+        env={"PATH": os.environ["PATH"], "ALERTMANAGER_CONFIG": str(config), **environment},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return config, result.stdout
+
+
+RELAY = {
+    "SMTP_HOST": "smtp.example.org",
+    "SMTP_PORT": "587",
+    "SMTP_USERNAME": "quotes@example.org",
+    "SMTP_PASSWORD": 'a "tricky" \\ password',
+    "MAIL_FROM": 'Example "Clinics" <quotes@example.org>',
+    "COORDINATORS_EMAIL": "coordinators@example.org",
+}
+
+
+@needs_amtool
+def test_amtool_accepts_the_configuration_the_entrypoint_writes(tmp_path: Path):
+    config, _ = alertmanager_config(tmp_path, **RELAY)
+    result = subprocess.run(
+        [AMTOOL, "check-config", str(config)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+def test_alerts_are_mailed_through_the_stack_s_relay(tmp_path: Path):
+    config, output = alertmanager_config(tmp_path, **RELAY, ALERTS_EMAIL="ops@example.org")
+    settings = load(config)
+    assert settings["global"]["smtp_smarthost"] == "smtp.example.org:587"
+    assert settings["global"]["smtp_from"] == RELAY["MAIL_FROM"]
+    assert settings["global"]["smtp_require_tls"] is True
+    assert settings["global"]["smtp_auth_username"] == RELAY["SMTP_USERNAME"]
+    # The password is in a file of its own, readable by its owner only, never in the config.
+    password = Path(settings["global"]["smtp_auth_password_file"])
+    assert password.read_text() == RELAY["SMTP_PASSWORD"]
+    assert password.stat().st_mode & 0o077 == 0
+    assert "tricky" not in config.read_text()
+    [receiver] = settings["receivers"]
+    assert settings["route"]["receiver"] == receiver["name"]
+    assert [target["to"] for target in receiver["email_configs"]] == ["ops@example.org"]
+    assert "alerts go to ops@example.org" in output
+
+
+def test_without_alerts_email_the_coordinators_get_them_and_plain_smtp_works(tmp_path: Path):
+    dev = {**RELAY, "SMTP_HOST": "mailpit", "SMTP_PORT": "1025", "SMTP_STARTTLS": "False"}
+    del dev["SMTP_USERNAME"]
+    config, _ = alertmanager_config(tmp_path, **dev)
+    settings = load(config)
+    assert settings["global"]["smtp_smarthost"] == "mailpit:1025"
+    assert settings["global"]["smtp_require_tls"] is False
+    assert "smtp_auth_username" not in settings["global"]
+    [receiver] = settings["receivers"]
+    assert receiver["email_configs"][0]["to"] == "coordinators@example.org"
+
+
+def test_prometheus_sends_its_alerts_to_the_stack_s_alertmanager():
+    config = load(PROMETHEUS / "prometheus.yml")
+    [manager] = config["alerting"]["alertmanagers"]
+    assert manager["static_configs"][0]["targets"] == ["alertmanager:9093"]
