@@ -43,6 +43,8 @@ COPY --from=builder /opt/venv /opt/venv
 COPY quote_service ./quote_service
 COPY worker ./worker
 COPY migrations ./migrations
+# The gettext catalogs are compiled here from their .po sources (never committed).
+RUN pybabel compile --statistics -d quote_service/translations
 # The code stays root's and read-only to the app; instance/ is its one writable
 # folder (celery beat's schedule).
 RUN mkdir instance && chown app:app instance

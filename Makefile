@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 FLASK := $(BIN)/flask --app quote_service
 
-.PHONY: install run test lint format clean
+.PHONY: install run test lint format clean messages
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,16 +13,37 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# The gettext catalogs: the .po files are the source, the .mo files are built
+# here (and in the Dockerfile), never committed.
+TRANSLATIONS := quote_service/translations
+MO := $(patsubst %.po,%.mo,$(wildcard $(TRANSLATIONS)/*/LC_MESSAGES/messages.po))
 
-run: $(STAMP)
+%.mo: %.po $(STAMP)
+	$(BIN)/pybabel compile --statistics -i $< -o $@
+
+install: $(STAMP) $(MO)
+
+# After changing a translatable text: extract the texts again and merge them
+# into every language's .po, then translate what is new (tests/test_translations.py
+# fails while a text has no translation).
+messages: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --no-location \
+		--sort-output --project=quote-service -o $(TRANSLATIONS)/messages.pot .
+	$(BIN)/pybabel update -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS) \
+		--no-fuzzy-matching --ignore-obsolete
+
+# The example form (examples/form/) is served on port 8000, which CORS_ORIGINS
+# lets in unless you set CORS_ORIGINS yourself.
+run: $(STAMP) $(MO)
 	$(FLASK) db upgrade
 	$(FLASK) seed
-	LOG_FORMAT=$${LOG_FORMAT:-text} $(BIN)/python -m worker.devserver
+	LOG_FORMAT=$${LOG_FORMAT:-text} \
+	CORS_ORIGINS=$${CORS_ORIGINS-http://127.0.0.1:8000,http://localhost:8000} \
+		$(BIN)/python -m worker.devserver
 
 # Uses TEST_DATABASE_URL / TEST_REDIS_URL when they answer; otherwise the tests
 # start throwaway servers (installed binaries, else the pip-installable ones).
-test: $(STAMP)
+test: $(STAMP) $(MO)
 	@need="$$($(BIN)/python -m tests.support.servers --need)"; \
 	if [ -n "$$need" ]; then \
 		echo "no PostgreSQL/Redis here: installing $$need"; \
@@ -41,7 +62,7 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache .ruff_cache
+	rm -rf $(VENV) instance .pytest_cache .ruff_cache $(MO)
 
 # Benchmarks against floors measured in the same run (docs/PERFORMANCE.md).
 # They use PostgreSQL and Redis on loopback: a database and a Redis database

@@ -9,9 +9,17 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from quote_service import cli, config, crypto, errors, logging_setup, metrics
+from quote_service import cli, config, crypto, errors, i18n, logging_setup, metrics
 from quote_service.api import register_blueprints
-from quote_service.extensions import api, celery_init_app, cors, db, limiter, migrate
+from quote_service.extensions import (
+    api,
+    celery_init_app,
+    cors,
+    db,
+    limiter,
+    migrate,
+    retry_after_only_on_refusals,
+)
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -33,7 +41,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     logging_setup.init_app(app)
     metrics.init_app(app)
     register_extensions(app)
-    register_blueprints()
+    register_blueprints(app)
     errors.register_error_handlers(app)
     cli.register_commands(app)
     return app
@@ -41,11 +49,13 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
 def register_extensions(app: Flask) -> None:
     crypto.init_app(app)
+    i18n.init_app(app)
     db.init_app(app)
     # Batch mode lets the same migrations alter tables on SQLite.
     migrations = Path(__file__).parent.parent / "migrations"
     migrate.init_app(app, db, directory=str(migrations), render_as_batch=True, compare_type=True)
     api.init_app(app)
+    app.after_request(retry_after_only_on_refusals)
     limiter.init_app(app)
     cors.init_app(
         app,

@@ -224,7 +224,10 @@ def from_environment(
         "OPENAPI_VERSION": "3.0.3",
         "OPENAPI_JSON_PATH": "openapi.json",
         "OPENAPI_SWAGGER_UI_PATH": "docs",
-        "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        # Swagger UI from the package's own files (vendored from npm's swagger-ui-dist),
+        # so the docs work offline; no validator badge, which would call a public server.
+        "OPENAPI_SWAGGER_UI_URL": "/static/vendor/swagger-ui/",
+        "OPENAPI_SWAGGER_UI_CONFIG": {"validatorUrl": None},
     }
 
 

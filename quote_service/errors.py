@@ -11,12 +11,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, Response, current_app, jsonify
+from flask_babel import lazy_gettext as _l
 from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
 
-FieldErrors = dict[str, list[str]]
+# Messages may be lazy strings (flask_babel.lazy_gettext): they are put into the
+# language of the request when the answer is made (`error_response`).
+FieldErrors = dict[str, list[Any]]
 
 
 class ServiceError(Exception):
@@ -28,7 +31,7 @@ class ServiceError(Exception):
 
     def __init__(
         self,
-        message: str,
+        message: Any,
         fields: FieldErrors | None = None,
         extra: dict[str, Any] | None = None,
     ) -> None:
@@ -43,8 +46,8 @@ class InvalidFields(ServiceError):
     status = 422
     code = "validation_error"
 
-    def __init__(self, fields: FieldErrors, message: str = "Some fields are invalid.") -> None:
-        super().__init__(message, fields)
+    def __init__(self, fields: FieldErrors, message: Any = None) -> None:
+        super().__init__(message or _l("Some fields are invalid."), fields)
 
 
 class Unauthorized(ServiceError):
@@ -106,14 +109,23 @@ HTTP_CODES = {
 }
 
 HTTP_MESSAGES = {
-    400: "The request is malformed.",
-    404: "There is nothing at this address.",
-    405: "This method is not allowed here.",
-    413: "The request body is too large.",
-    415: "Send the body as application/json or application/x-www-form-urlencoded.",
-    422: "Some fields are invalid.",
-    429: "Too many requests; try again later.",
-    500: "Something went wrong on our side.",
+    400: _l("The request is malformed."),
+    404: _l("There is nothing at this address."),
+    405: _l("This method is not allowed here."),
+    413: _l("The request body is too large."),
+    415: _l("Send the body as application/json or application/x-www-form-urlencoded."),
+    422: _l("Some fields are invalid."),
+    429: _l("Too many requests; try again later."),
+    500: _l("Something went wrong on our side."),
+}
+# Used instead of Werkzeug's English description when the raiser gave none of its own.
+HTTP_DEFAULT_MESSAGES = {
+    401: _l("You need to sign in to do this."),
+    403: _l("You are not allowed to do this."),
+    409: _l("This conflicts with the current state; reload and try again."),
+    412: _l("Someone changed this in the meantime; reload and try again."),
+    428: _l("This request must say which version it changes."),
+    503: _l("The service is unavailable; try again."),
 }
 
 # Headers of Werkzeug's own response worth keeping (Allow on 405, Retry-After on 429...).
@@ -123,14 +135,17 @@ _KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
 def error_response(
     status: int,
     code: str,
-    message: str,
-    fields: Mapping[str, list[str]] | None = None,
+    message: Any,
+    fields: Mapping[str, list[Any]] | None = None,
     headers: Mapping[str, str] | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> Response:
-    body: dict[str, Any] = {"code": code, "message": message}
+    # str() puts lazy messages into the request's language (quote_service.i18n).
+    body: dict[str, Any] = {"code": code, "message": str(message)}
     if fields:
-        body["fields"] = dict(fields)
+        body["fields"] = {
+            str(name): [str(m) for m in _flatten(msgs)] for name, msgs in fields.items()
+        }
     body.update(extra or {})
     response = jsonify({"error": body})
     response.status_code = status
@@ -139,12 +154,12 @@ def error_response(
     return response
 
 
-def flatten_webargs_messages(messages: Any) -> tuple[FieldErrors, list[str]]:
+def flatten_webargs_messages(messages: Any) -> tuple[FieldErrors, list[Any]]:
     """Turn webargs' `{location: {field: [msg]}}` into field errors and general messages."""
     fields: FieldErrors = {}
-    general: list[str] = []
+    general: list[Any] = []
     if not isinstance(messages, Mapping):
-        return fields, [str(messages)]
+        return fields, [messages]
     for per_location in messages.values():
         if isinstance(per_location, Mapping):
             for field, errors in per_location.items():
@@ -158,26 +173,28 @@ def flatten_webargs_messages(messages: Any) -> tuple[FieldErrors, list[str]]:
     return fields, general
 
 
-def _flatten(errors: Any) -> list[str]:
-    if isinstance(errors, str):
-        return [errors]
+def _flatten(errors: Any) -> list[Any]:
+    """The messages of a nested structure, each kept as it is (a str or a lazy string)."""
     if isinstance(errors, Mapping):
         return [msg for value in errors.values() for msg in _flatten(value)]
     if isinstance(errors, list | tuple):
         return [msg for value in errors for msg in _flatten(value)]
-    return [str(errors)]
+    return [errors]
 
 
 def handle_http_exception(error: HTTPException) -> Response:
     status = error.code or 500
     code = HTTP_CODES.get(status, "error")
-    message = HTTP_MESSAGES.get(status) or error.description or error.name
+    message: Any = HTTP_MESSAGES.get(status)
+    if message is None:
+        own = error.description and error.description != type(error).description
+        message = (error.description if own else HTTP_DEFAULT_MESSAGES.get(status)) or error.name
     fields: FieldErrors = {}
     data = getattr(error, "data", None) or {}
     if "messages" in data:
         fields, general = flatten_webargs_messages(data["messages"])
         if general:
-            message = " ".join(general)
+            message = " ".join(str(msg) for msg in general)
     if "message" in data:
         message = data["message"]
     headers = {
@@ -197,7 +214,7 @@ def handle_database_unavailable(error: DBAPIError) -> Response:
     # Only connection-level failures get here; the statement is not logged
     # because its parameters may hold personal data.
     log.warning("database unavailable: %s", type(error.orig).__name__)
-    return error_response(503, "service_unavailable", "The database is unavailable; try again.")
+    return error_response(503, "service_unavailable", _l("The database is unavailable; try again."))
 
 
 def end_session_despite_disconnect(exception: BaseException | None) -> None:

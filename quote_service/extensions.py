@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import flask_smorest
 from celery import Celery, Task
-from flask import Flask
+from flask import Flask, Response
+from flask_babel import Babel
 from flask_cors import CORS
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -31,9 +32,19 @@ class Api(flask_smorest.Api):
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 api = Api()
+babel = Babel()
 cors = CORS()
 # The client address comes from ProxyFix (TRUSTED_PROXY_COUNT), set in create_app().
 limiter = Limiter(key_func=get_remote_address)
+
+
+def retry_after_only_on_refusals(response: Response) -> Response:
+    """Flask-Limiter adds Retry-After to every answer of a limited route; it asks a client
+    to wait before trying again, which only a refusal means. Registered before the
+    limiter, so it runs after the limiter's own hook."""
+    if response.status_code < 400:
+        response.headers.pop("Retry-After", None)
+    return response
 
 
 def celery_init_app(app: Flask) -> Celery:

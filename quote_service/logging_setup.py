@@ -84,9 +84,18 @@ class StderrHandler(logging.StreamHandler):
         pass
 
 
+class TextFormatter(logging.Formatter):
+    """The text format, with `-` for a line outside any request."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if getattr(record, "request_id", None) is None:
+            record.request_id = "-"
+        return super().format(record)
+
+
 def make_formatter(log_format: str) -> logging.Formatter:
     if log_format == "text":
-        return logging.Formatter(TEXT_FORMAT)
+        return TextFormatter(TEXT_FORMAT)
     return JsonFormatter(
         "{levelname}{name}{message}{request_id}",
         style="{",

@@ -20,7 +20,7 @@ from quote_service.services.users import create_user
 from tests.support.servers import Server, ensure_postgres, ensure_redis, free_port
 from tests.support.smtp import SmtpSink
 
-pytest_plugins = ["tests.routing_fixtures"]
+pytest_plugins = ["tests.routing_fixtures", "tests.browser_fixtures"]
 
 # Tables that requests write; the catalog tables are seeded once per session.
 ACTIVITY_TABLES = (

@@ -267,8 +267,9 @@ def test_a_patient_corrects_field_errors_and_gets_a_reference(
     # The service's messages, next to their fields and tied to them for screen readers.
     expect(page.locator("#error-email")).to_be_visible()
     expect(page.locator("#error-consent_privacy")).to_be_visible()
-    assert "valid email" in field_error(page, "email").lower()
-    assert "privacy notice" in field_error(page, "consent_privacy")
+    # In the language the patient chose for their emails (preferred_language: nl).
+    assert "geldig e-mailadres" in field_error(page, "email")
+    assert "privacyverklaring" in field_error(page, "consent_privacy")
     for name in ("email", "consent_privacy"):
         assert page.locator(f"#{name}").get_attribute("aria-invalid") == "true"
         assert f"error-{name}" in describes(page, name)

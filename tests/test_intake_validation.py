@@ -49,7 +49,9 @@ def test_missing_required_field(client: FlaskClient, app_context, field: str):
 @pytest.mark.parametrize("field", REQUIRED)
 def test_blank_required_field_counts_as_missing(client: FlaskClient, app_context, field: str):
     error = assert_error(
-        client.post(URL, json=valid_body(**{field: "   "})), 422, "validation_error"
+        client.post(URL, json=valid_body(**{field: "   ", "preferred_language": "en"})),
+        422,
+        "validation_error",
     )
     assert error["fields"][field] == ["This field is required."]
     assert_nothing_written()
@@ -121,7 +123,9 @@ def test_invalid_field_is_named(client: FlaskClient, app_context, field: str, va
 
 def test_unknown_field_is_refused_by_name(client: FlaskClient, app_context):
     error = assert_error(
-        client.post(URL, json=valid_body(status="closed")), 422, "validation_error"
+        client.post(URL, json=valid_body(status="closed", preferred_language="en")),
+        422,
+        "validation_error",
     )
     assert error["fields"] == {"status": ["Unknown field."]}
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from flask import Flask
+
 from quote_service.api import (
     catalog,
     intake,
@@ -13,12 +15,15 @@ from quote_service.api import (
 )
 from quote_service.api.auth import SECURITY_SCHEMES
 from quote_service.extensions import api
+from quote_service.web import views as web_views
 
 BLUEPRINT_MODULES = (catalog, intake, queue, providers, statistics, privacy, operations)
 
 
-def register_blueprints() -> None:
+def register_blueprints(app: Flask) -> None:
     for name, scheme in SECURITY_SCHEMES.items():
         api.spec.components.security_scheme(name, scheme)
     for module in BLUEPRINT_MODULES:
         api.register_blueprint(module.blp)
+    # Pages for people (HTML), outside the OpenAPI.
+    app.register_blueprint(web_views.blp)

@@ -10,6 +10,7 @@ from typing import Any
 import flask
 import flask_smorest
 import marshmallow as ma
+from flask_babel import lazy_gettext as _l
 from webargs import core
 from webargs.flaskparser import FlaskParser, abort, is_json_request
 
@@ -27,16 +28,23 @@ class Parser(FlaskParser):
     - JSON nested deeper than Python's recursion limit is a 400, not a 500.
     """
 
+    DEFAULT_VALIDATION_MESSAGE = _l("This value is not valid.")
+
+    def _handle_invalid_json_error(
+        self, error: Exception, req: flask.Request, *args: Any, **kwargs: Any
+    ) -> Any:
+        abort(400, exc=error, messages={"json": [_l("The body is not valid JSON.")]})
+
     def load_json(self, req: flask.Request, schema: ma.Schema) -> Any:
         if not is_json_request(req) and req.get_data(cache=True):
-            abort(415, message="Send the body as application/json.")
+            abort(415, message=_l("Send the body as application/json."))
         return super().load_json(req, schema)
 
     def _raw_load_json(self, req: flask.Request) -> Any:
         try:
             return super()._raw_load_json(req)
         except RecursionError:
-            abort(400, messages={"json": ["The JSON body is nested too deeply."]})
+            abort(400, messages={"json": [_l("The JSON body is nested too deeply.")]})
 
     def load_json_or_form(self, req: flask.Request, schema: ma.Schema) -> Any:
         if is_json_request(req):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import smtplib
 import ssl
 from dataclasses import dataclass
@@ -29,7 +30,10 @@ class PermanentSendError(SendError):
 
 
 class Sender(Protocol):
-    def send(self, recipient: str, raw: bytes) -> None: ...
+    def send(self, recipient: str, raw: bytes, label: str = "") -> None:
+        """Send `raw` to `recipient`; `label` (e.g. `QR-7K4M2P9X-acknowledgement`) names
+        the message where a person looks for it, never inside it."""
+        ...
 
 
 @dataclass
@@ -42,7 +46,7 @@ class SmtpSender:
     starttls: bool = False
     timeout: float = 10.0
 
-    def send(self, recipient: str, raw: bytes) -> None:
+    def send(self, recipient: str, raw: bytes, label: str = "") -> None:
         envelope_from = parseaddr(self.mail_from)[1]
         try:
             with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
@@ -71,17 +75,21 @@ def classify(code: int, reply: bytes | str) -> SendError:
 
 @dataclass
 class FileSender:
-    """Writes each message as an `.eml` file named after its Message-ID.
+    """Writes each message as an `.eml` file: `QR-7K4M2P9X-acknowledgement-<id>.eml`.
 
-    Sending the same message twice rewrites the same file, so the folder
+    The reference and kind come first, so `ls instance/mail/QR-7K4M2P9X*` finds
+    every email of a request; the end is a digest of the Message-ID, so
+    sending the same message twice rewrites the same file, and the folder
     holds exactly one file per message.
     """
 
     directory: Path
 
-    def send(self, recipient: str, raw: bytes) -> None:
+    def send(self, recipient: str, raw: bytes, label: str = "") -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        name = hashlib.sha256(message_id_of(raw).encode()).hexdigest()[:20] + ".eml"
+        digest = hashlib.sha256(message_id_of(raw).encode()).hexdigest()[:12]
+        safe_label = re.sub(r"[^A-Za-z0-9_-]+", "-", label).strip("-")
+        name = f"{safe_label}-{digest}.eml" if safe_label else f"{digest}.eml"
         temporary = self.directory / f".{name}.tmp"
         temporary.write_bytes(raw)
         os.replace(temporary, self.directory / name)

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import marshmallow as ma
+from flask_babel import lazy_gettext as _l
 
 # Control characters never belong in a form field. Tabs and newlines are
 # allowed only in multi-line text; NUL is refused everywhere (PostgreSQL
@@ -15,8 +16,41 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _LINE_BREAK = re.compile(r"[\r\n\t\u2028\u2029\x85]")
 
 
+# marshmallow's own messages, as lazy strings: public schemas answer in the
+# language of the request (quote_service.i18n). Every field class of a public
+# schema starts from these.
+FIELD_MESSAGES = {
+    "required": _l("This field is required."),
+    "null": _l("This field cannot be empty."),
+    "validator_failed": _l("This value is not valid."),
+}
+
+
+class ListedMessages:
+    """Field messages always as a list, as marshmallow gives plain strings.
+
+    marshmallow wraps a message in a list only when it is a `str`; a lazy
+    string would otherwise stand alone where callers expect a list.
+    """
+
+    def make_error(self, key: str, **kwargs: Any) -> ma.ValidationError:
+        error = super().make_error(key, **kwargs)  # type: ignore[misc]
+        if not isinstance(error.messages, list | dict):
+            error.messages = [error.messages]
+        return error
+
+
+def max_length(maximum: int) -> ma.validate.Length:
+    return ma.validate.Length(max=maximum, error=_l("Use at most {max} characters."))
+
+
 class StrictSchema(ma.Schema):
     """Refuses unknown fields, and says so in the OpenAPI (`additionalProperties: false`)."""
+
+    error_messages = {
+        "unknown": _l("Unknown field."),
+        "type": _l("Send the fields as one JSON object or as a form."),
+    }
 
     class Meta:
         unknown = ma.RAISE
@@ -44,12 +78,15 @@ class FormSchema(StrictSchema):
         return cleaned
 
 
-class Text(ma.fields.String):
+class Text(ListedMessages, ma.fields.String):
     """A trimmed string without control characters; single-line unless `multiline`."""
 
     default_error_messages = {
-        "control": "Must not contain control characters.",
-        "line_break": "Must be on a single line.",
+        **FIELD_MESSAGES,
+        "invalid": _l("Enter text."),
+        "invalid_utf8": _l("Enter text."),
+        "control": _l("Must not contain control characters."),
+        "line_break": _l("Must be on a single line."),
     }
 
     def __init__(self, *, multiline: bool = False, **kwargs: Any) -> None:
@@ -65,10 +102,14 @@ class Text(ma.fields.String):
         return text
 
 
-class WholeNumber(ma.fields.Integer):
+class WholeNumber(ListedMessages, ma.fields.Integer):
     """An integer from JSON, or a string of digits from a form; never 4.5 or true."""
 
-    default_error_messages = {"invalid": "Must be a whole number."}
+    default_error_messages = {
+        **FIELD_MESSAGES,
+        "invalid": _l("Must be a whole number."),
+        "too_large": _l("This number is too large."),
+    }
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
         if isinstance(value, bool):
@@ -84,8 +125,10 @@ class WholeNumber(ma.fields.Integer):
         raise self.make_error("invalid")
 
 
-class Checkbox(ma.fields.Boolean):
+class Checkbox(ListedMessages, ma.fields.Boolean):
     """A checkbox: `on`, `true`, `1`, `yes` (any case) or JSON true are true."""
+
+    default_error_messages = {**FIELD_MESSAGES, "invalid": _l("Tick the box, or leave it empty.")}
 
     # 1 == True in Python, so the integers cover the JSON booleans too.
     truthy = {"on", "true", "1", "yes", 1}
@@ -102,3 +145,9 @@ class Checkbox(ma.fields.Boolean):
         except TypeError:  # unhashable input such as a list
             pass
         raise self.make_error("invalid")
+
+
+class Anything(ListedMessages, ma.fields.Raw):
+    """Any value (the honeypot), with messages in the request's language."""
+
+    default_error_messages = FIELD_MESSAGES

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
+from flask_babel import lazy_gettext as _l
 
 from quote_service.schemas.base import StrictSchema, Text
 
@@ -12,7 +13,9 @@ from quote_service.schemas.base import StrictSchema, Text
 class CatalogQuerySchema(StrictSchema):
     lang = Text(
         load_default="en",
-        validate=ma.validate.Length(min=2, max=16),
+        validate=ma.validate.Length(
+            min=2, max=16, error=_l("Use a language code such as fr, FR or fr-BE.")
+        ),
         metadata={"description": "Language of the texts, e.g. fr or fr-BE. Default en."},
     )
 

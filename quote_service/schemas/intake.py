@@ -9,11 +9,22 @@ from urllib.parse import urlsplit
 
 import marshmallow as ma
 from flask import current_app, has_request_context, request
+from flask_babel import lazy_gettext as _l
 
-from quote_service.schemas.base import Checkbox, FormSchema, StrictSchema, Text, WholeNumber
+from quote_service.schemas.base import (
+    Anything,
+    Checkbox,
+    FormSchema,
+    StrictSchema,
+    Text,
+    WholeNumber,
+    max_length,
+)
 from quote_service.schemas.fields import CountryCode, Email, normalise_phone
+from quote_service.schemas.localised import Amount, LocalDate
 
-REQUIRED = {"required": "This field is required."}
+REQUIRED = {"required": _l("This field is required.")}
+CONSENT_REQUIRED = _l("You must agree to the privacy notice to send a request.")
 MESSAGE_MAX_LENGTH = 5000
 # How far ahead a travel window may be planned; beyond that it is a typo.
 TRAVEL_HORIZON_DAYS = 5 * 365
@@ -36,18 +47,18 @@ class QuoteRequestInSchema(FormSchema):
 
     full_name = Text(
         required=True,
-        validate=ma.validate.Length(min=1, max=200),
+        validate=max_length(200),
         error_messages=REQUIRED,
         metadata={"description": "The patient's full name.", "example": "Jan Peeters"},
     )
     email = Email(
         required=True,
-        validate=ma.validate.Length(max=320),
+        validate=max_length(320),
         error_messages=REQUIRED,
         metadata={"example": "jan.peeters@example.org"},
     )
     phone = Text(
-        validate=ma.validate.Length(max=40),
+        validate=max_length(40),
         metadata={
             "description": "Any common format; stored in E.164. A number without a "
             "country code is read in the country of residence.",
@@ -61,12 +72,12 @@ class QuoteRequestInSchema(FormSchema):
     )
     preferred_language = Text(
         load_default="en",
-        validate=ma.validate.Length(max=8),
+        validate=max_length(8),
         metadata={"description": "One of the catalog's languages.", "example": "nl"},
     )
     condition = Text(
         required=True,
-        validate=ma.validate.Length(max=64),
+        validate=max_length(64),
         error_messages=REQUIRED,
         metadata={"description": "A condition slug from the catalog.", "example": "stroke"},
     )
@@ -77,39 +88,52 @@ class QuoteRequestInSchema(FormSchema):
     )
     treatment = Text(
         load_default="unsure",
-        validate=ma.validate.Length(max=32),
+        validate=max_length(32),
         metadata={"description": "A treatment slug from the catalog.", "example": "msc"},
     )
     patient_age = WholeNumber(
-        validate=ma.validate.Range(min=0, max=120, error="Enter an age from 0 to 120."),
+        validate=ma.validate.Range(min=0, max=120, error=_l("Enter an age from 0 to 120.")),
         metadata={"example": 64},
     )
-    travel_from = ma.fields.Date(metadata={"description": "ISO date.", "example": "2027-03-01"})
-    travel_to = ma.fields.Date(metadata={"description": "ISO date.", "example": "2027-03-20"})
-    budget_eur = WholeNumber(
+    travel_from = LocalDate(
+        metadata={
+            "description": "ISO date. A form may send the date as people write it in the "
+            "body's language (`Content-Language`, else the request's), e.g. 27.03.2027 in de.",
+            "example": "2027-03-01",
+        }
+    )
+    travel_to = LocalDate(
+        metadata={"description": "ISO date, as travel_from.", "example": "2027-03-20"}
+    )
+    budget_eur = Amount(
         validate=ma.validate.Range(
-            min=0, max=10_000_000, error="Enter a budget in whole euros, up to 10,000,000."
+            min=0, max=10_000_000, error=_l("Enter a budget in whole euros, up to 10,000,000.")
         ),
-        metadata={"example": 25000},
+        metadata={
+            "description": "Whole euros. A string is read in the body's language "
+            "(`Content-Language`, else the request's): 30.000 in de, 30 000 in fr, "
+            "30,000 in en.",
+            "example": 25000,
+        },
     )
     message = Text(
         multiline=True,
         validate=ma.validate.Length(
-            max=MESSAGE_MAX_LENGTH, error=f"Keep the message under {MESSAGE_MAX_LENGTH} characters."
+            max=MESSAGE_MAX_LENGTH, error=_l("Keep the message under {max} characters.")
         ),
         metadata={"description": "Medical history and questions, free text."},
     )
     consent_privacy = Checkbox(
         required=True,
-        error_messages={"required": "You must agree to the privacy notice to send a request."},
+        error_messages={"required": CONSENT_REQUIRED},
         metadata={"description": "Must be true: consent to process health data."},
     )
     consent_marketing = Checkbox(load_default=False)
-    website = ma.fields.Raw(
+    website = Anything(
         metadata={"description": "Leave empty. (A field people never see; bots fill it.)"},
     )
     redirect_to = Text(
-        validate=ma.validate.Length(max=REDIRECT_MAX_LENGTH),
+        validate=max_length(REDIRECT_MAX_LENGTH),
         metadata={
             "description": "HTML form posts only (a JSON body may not carry it); not stored. "
             "A page of the website to send the browser to with a 303 See Other: "
@@ -124,7 +148,7 @@ class QuoteRequestInSchema(FormSchema):
     @ma.validates("consent_privacy")
     def consent_given(self, value: bool, **kwargs: Any) -> None:
         if value is not True:
-            raise ma.ValidationError("You must agree to the privacy notice to send a request.")
+            raise ma.ValidationError([CONSENT_REQUIRED])
 
     @ma.validates("travel_from")
     def travel_from_not_past(self, value: date, **kwargs: Any) -> None:
@@ -140,7 +164,7 @@ class QuoteRequestInSchema(FormSchema):
             return  # refused as an unknown field below
         if not allowed_redirect(value, current_app.config["CORS_ORIGINS"]):
             raise ma.ValidationError(
-                "Must be an http(s) address on one of the websites this service serves."
+                [_l("Must be an http(s) address on one of the websites this service serves.")]
             )
 
     @ma.validates_schema(pass_original=True, skip_on_field_errors=False)
@@ -154,13 +178,13 @@ class QuoteRequestInSchema(FormSchema):
             and has_request_context()
             and request.is_json
         ):
-            raise ma.ValidationError("Unknown field.", "redirect_to")
+            raise ma.ValidationError([_l("Unknown field.")], "redirect_to")
 
     @ma.validates_schema(skip_on_field_errors=False)
     def travel_window_in_order(self, data: dict[str, Any], **kwargs: Any) -> None:
         start, end = data.get("travel_from"), data.get("travel_to")
         if start and end and start > end:
-            raise ma.ValidationError("Must be on or after the start date.", "travel_to")
+            raise ma.ValidationError([_l("Must be on or after the start date.")], "travel_to")
 
     @ma.validates_schema(skip_on_field_errors=False)
     def phone_is_valid(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -181,9 +205,9 @@ class QuoteRequestInSchema(FormSchema):
 
 def check_travel_date(value: date) -> None:
     if value < earliest_local_today():
-        raise ma.ValidationError("Must not be in the past.")
+        raise ma.ValidationError([_l("Must not be in the past.")])
     if value > earliest_local_today() + timedelta(days=TRAVEL_HORIZON_DAYS):
-        raise ma.ValidationError("Must be within the next five years.")
+        raise ma.ValidationError([_l("Must be within the next five years.")])
 
 
 def origin_of(url: str) -> str | None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
+
 from quote_service.errors import InvalidFields
 from quote_service.extensions import db
 from quote_service.models import (
@@ -118,5 +120,6 @@ def resolve_language(value: str) -> str:
     primary = value.strip().replace("_", "-").split("-")[0].lower()
     supported = languages()
     if primary not in supported:
-        raise InvalidFields({"lang": [f"Choose one of: {', '.join(supported)}."]})
+        choices = ", ".join(supported)
+        raise InvalidFields({"lang": [_l("Choose one of: %(choices)s.", choices=choices)]})
     return primary

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete, insert, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
@@ -33,6 +34,9 @@ IN_FLIGHT = "in_flight"
 COMPLETED = "completed"
 # Each failed round means another request changed the row meanwhile; a few settle it.
 CLAIM_ATTEMPTS = 3
+IN_FLIGHT_MESSAGE = _l(
+    "A request with this Idempotency-Key is still being processed; retry shortly."
+)
 
 
 class InvalidIdempotencyKey(ServiceError):
@@ -68,7 +72,10 @@ def check_key(value: str) -> str:
     """Return the header's value if it is a usable key: 1-255 printable ASCII characters."""
     if not 1 <= len(value) <= MAX_KEY_LENGTH or not all(" " <= char <= "~" for char in value):
         raise InvalidIdempotencyKey(
-            f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable ASCII characters."
+            _l(
+                "Idempotency-Key must be 1 to %(maximum)s printable ASCII characters.",
+                maximum=MAX_KEY_LENGTH,
+            )
         )
     return value
 
@@ -99,7 +106,7 @@ def claim(key: str, fingerprint: str, now: datetime | None = None) -> Claim | St
             continue
         if row.fingerprint != fingerprint:
             raise IdempotencyKeyReused(
-                "This Idempotency-Key was used with another request body; use a new key."
+                _l("This Idempotency-Key was used with another request body; use a new key.")
             )
         if row.state == COMPLETED:
             return StoredResponse(
@@ -109,9 +116,7 @@ def claim(key: str, fingerprint: str, now: datetime | None = None) -> Claim | St
             break
         if _take_over(row, now):
             return Claim(key, now)
-    raise IdempotencyKeyInFlight(
-        "A request with this Idempotency-Key is still being processed; retry shortly."
-    )
+    raise IdempotencyKeyInFlight(IN_FLIGHT_MESSAGE)
 
 
 def _insert(key: str, fingerprint: str, now: datetime) -> bool:
@@ -175,9 +180,7 @@ def record(claim: Claim, response: StoredResponse) -> None:
         )
     )
     if result.rowcount != 1:
-        raise IdempotencyKeyInFlight(
-            "A request with this Idempotency-Key is still being processed; retry shortly."
-        )
+        raise IdempotencyKeyInFlight(IN_FLIGHT_MESSAGE)
 
 
 def release(claim: Claim) -> None:

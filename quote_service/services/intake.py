@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from quote_service.crypto import keyring
 from quote_service.errors import InvalidFields
 from quote_service.extensions import db
+from quote_service.i18n import current_language
 from quote_service.models import (
     Condition,
     ConsentText,
@@ -32,7 +34,7 @@ from quote_service.models import (
     utcnow,
 )
 from quote_service.services import outbox
-from quote_service.services.catalog import current_consent, languages
+from quote_service.services.catalog import current_consent, languages, translated
 from quote_service.services.references import new_reference
 
 PATIENT = "patient"
@@ -62,15 +64,17 @@ def check_catalog_fields(data: dict[str, Any]) -> None:
     condition = db.session.get(Condition, data["condition"])
     treatment = db.session.get(Treatment, data["treatment"])
     if destination is None or not destination.active:
-        errors["destination"] = ["We do not offer this destination."]
+        errors["destination"] = [_l("We do not offer this destination.")]
     if condition is None or not condition.active:
-        errors["condition"] = ["We do not offer quotes for this condition."]
+        errors["condition"] = [_l("We do not offer quotes for this condition.")]
     elif destination is not None and destination.active and not _offered(destination, condition):
-        errors["condition"] = [f"This condition is not offered in {destination.names['en']}."]
+        name = translated(destination.names, current_language())
+        errors["condition"] = [_l("This condition is not offered in %(place)s.", place=name)]
     if treatment is None or not treatment.active:
-        errors["treatment"] = ["Unknown treatment."]
+        errors["treatment"] = [_l("Unknown treatment.")]
     if db.session.get(Language, data["preferred_language"]) is None:
-        errors["preferred_language"] = [f"Choose one of: {', '.join(languages())}."]
+        choices = ", ".join(languages())
+        errors["preferred_language"] = [_l("Choose one of: %(choices)s.", choices=choices)]
     if errors:
         raise InvalidFields(errors)
 
@@ -112,7 +116,7 @@ def _take_in(
     check_catalog_fields(data)
     consent = current_consent(data["preferred_language"])
     if consent is None:
-        raise InvalidFields({"consent_privacy": ["No consent text is published yet."]})
+        raise InvalidFields({"consent_privacy": [_l("No consent text is published yet.")]})
     # Spam never links: a bot must not learn, or touch, what a patient sent.
     is_spam = bool(data.get("website"))
     now = utcnow()

@@ -298,7 +298,9 @@ def deliver(outbox_id: int) -> str:
     request = db.session.get_one(QuoteRequest, notification.quote_request_id)
     try:
         sender_from_config(current_app.config).send(
-            notification.recipient, notification.mime.encode("ascii")
+            notification.recipient,
+            notification.mime.encode("ascii"),
+            label=f"{request.reference}-{notification.kind}",
         )
     except SendError as error:
         return _failed_attempt(outbox_id, notification, request, error)

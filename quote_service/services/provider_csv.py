@@ -153,10 +153,11 @@ def _field_messages(messages: Any) -> dict[str, list[str]]:
     """Marshmallow's messages, with a list field's per-item messages joined."""
     fields: dict[str, list[str]] = {}
     for field, value in messages.items():
+        # str(): the shared fields' messages are lazy (translated) strings.
         if isinstance(value, dict):
-            fields[field] = [msg for item in value.values() for msg in item]
+            fields[field] = [str(msg) for item in value.values() for msg in item]
         else:
-            fields[field] = list(value)
+            fields[field] = [str(msg) for msg in value]
     return fields
 
 

@@ -7,6 +7,7 @@ sent messages and recorded consents point at them.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -55,7 +56,9 @@ def read_catalog_file(path: Path) -> dict[str, Any]:
     try:
         return CatalogFileSchema().load(raw if raw is not None else {})
     except ma.ValidationError as error:
-        raise SeedError(f"{path} is not a valid catalog: {error.messages}") from None
+        # json.dumps(default=str): the messages may be lazy (translated) strings.
+        messages = json.dumps(error.messages, default=str, ensure_ascii=False)
+        raise SeedError(f"{path} is not a valid catalog: {messages}") from None
 
 
 def seed_catalog(path: Path | None = None) -> SeedReport:

@@ -1,0 +1,89 @@
+"""The hosted quote form: what its page shows, built from the same services as the API."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from babel import Locale
+from babel.numbers import format_decimal
+from flask_babel import lazy_gettext as _l
+
+from quote_service.i18n import LANGUAGES
+from quote_service.schemas.localised import EXAMPLE_AMOUNT, example_date
+from quote_service.services import catalog as catalog_service
+from quote_service.web.countries import countries
+
+# The fields in the order of the page: the error summary lists them so.
+FIELD_ORDER = (
+    "full_name",
+    "email",
+    "phone",
+    "country_of_residence",
+    "preferred_language",
+    "patient_age",
+    "destination",
+    "condition",
+    "treatment",
+    "travel_from",
+    "travel_to",
+    "budget_eur",
+    "message",
+    "consent_privacy",
+    "consent_marketing",
+)
+# Shown in the error summary when a message belongs to no field of the page.
+GENERAL = "form"
+SUMMARY_TITLE = _l("There is a problem")
+
+
+@dataclass
+class FormPage:
+    language: str
+    values: Mapping[str, str] = field(default_factory=dict)
+    errors: dict[str, list[str]] = field(default_factory=dict)
+    notice: str | None = None
+
+    @property
+    def locale(self) -> Locale:
+        return Locale.parse(self.language)
+
+    def summary(self) -> list[tuple[str, str]]:
+        """(field, message) for the error summary, in the order of the page."""
+        ordered = [name for name in FIELD_ORDER if name in self.errors]
+        ordered += [name for name in self.errors if name not in FIELD_ORDER]
+        return [(name, message) for name in ordered for message in self.errors[name]]
+
+    def context(self) -> dict[str, Any]:
+        catalog = catalog_service.catalog(self.language)
+        destinations = {d["code"]: d["name"] for d in catalog["destinations"]}
+        conditions = {c["slug"]: c["name"] for c in catalog["conditions"]}
+        return {
+            "page": self,
+            "catalog": catalog,
+            "offers": [
+                (d["name"], [conditions[slug] for slug in d["conditions"] if slug in conditions])
+                for d in catalog["destinations"]
+            ],
+            "scope_names": {**destinations, **conditions},
+            "options": {
+                "countries": [(code, name, {}) for code, name in countries(self.language)],
+                "languages": [(code, language_name(code), {}) for code in LANGUAGES],
+                "destinations": [
+                    (d["code"], d["name"], {"conditions": " ".join(d["conditions"])})
+                    for d in catalog["destinations"]
+                ],
+                "conditions": [(c["slug"], c["name"], {}) for c in catalog["conditions"]],
+                "treatments": [(t["slug"], t["name"], {}) for t in catalog["treatments"]],
+            },
+            "budget_example": format_decimal(EXAMPLE_AMOUNT, locale=self.locale),
+            "date_example": example_date(self.locale),
+            "field_ids": {name: name for name in FIELD_ORDER},
+        }
+
+
+def language_name(code: str) -> str:
+    """A language's name in itself, as a language menu shows it (Français, Nederlands)."""
+    name = Locale.parse(code).get_display_name(code) or code
+    return name[:1].upper() + name[1:]
