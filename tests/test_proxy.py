@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,7 @@ FORWARDED = [
     "/readyz",
     "/form",
     "/form/en",
+    "/static/form/form.css",
     "/clinic/invitations/some-token",
     "/p/some-token",
     "/console/",
@@ -53,11 +55,12 @@ BLOCKED = [
     "/metrics",
     "/docs",
     "/openapi.json",
-    "/",
     "/api",
     "/apiv1/catalog",
     "/formx",
     "/static/x.js",
+    "/static/vendor/swagger-ui/swagger-ui.css",
+    "/static/formx/a.js",
     "/clinic",
     "/healthz/extra",
 ]
@@ -189,7 +192,7 @@ def test_localhost_is_served_over_https_by_the_internal_ca(proxy: Proxy):
     connection.close()
 
 
-@pytest.mark.parametrize("path", ["/healthz", "/api/v1/catalog", "/metrics", "/"])
+@pytest.mark.parametrize("path", ["/healthz", "/api/v1/catalog", "/metrics", "/nothing"])
 def test_every_answer_carries_hsts(proxy: Proxy, path: str):
     hsts = proxy.get(path).getheader("Strict-Transport-Security")
     assert hsts is not None
@@ -230,6 +233,44 @@ def test_console_without_its_slash_is_redirected(proxy: Proxy):
     response = proxy.get("/console")
     assert response.status == 308
     assert response.getheader("Location") == "/console/"
+
+
+def test_the_bare_address_leads_to_the_form(proxy: Proxy):
+    response = proxy.get("/")
+    assert response.status == 302
+    assert response.getheader("Location") == "/form"
+    assert not reached_the_api(response)
+
+
+class _Assets(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for name, value in attrs:
+            if name in ("href", "src", "action") and value and value.startswith("/"):
+                self.urls.append(value.split("?")[0].split("#")[0])
+
+
+def test_everything_the_hosted_form_links_to_is_forwarded(proxy: Proxy):
+    connection = http.client.HTTPSConnection(
+        "localhost", proxy.https_port, context=proxy.context, timeout=10
+    )
+    connection.request("GET", "/form/en")
+    response = connection.getresponse()
+    page = response.read().decode()
+    connection.close()
+    assert response.status == 200
+    parser = _Assets()
+    parser.feed(page)
+    assets = [url for url in parser.urls if url.startswith("/static/")]
+    assert assets, "the form's stylesheet and script"
+    for url in set(parser.urls):
+        answer = proxy.get(url)
+        assert reached_the_api(answer), url
+        if url in assets:
+            assert answer.status == 200, url
 
 
 def test_a_forged_forwarded_for_does_not_escape_the_rate_limit(proxy: Proxy, app: Flask):
