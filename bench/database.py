@@ -19,7 +19,9 @@ ACTIVITY_TABLES = (
     "event",
     "notification",
     "outbox_message",
+    "presence",
     "routing_decision",
+    "sign_in_failure",
     "quote_request",
 )
 FLOOR_TABLE = "bench_floor_request"

@@ -25,7 +25,7 @@ from bench.context import Run, log
 from bench.processes import PROJECT_ROOT
 from bench.profiling import Recording
 from bench.results import ScenarioResult
-from bench.scenarios import end_to_end, intake, pipeline, queue
+from bench.scenarios import console, end_to_end, intake, pipeline, queue
 from bench.settings import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, SCENARIOS, Settings
 from bench.stack import Stack
 
@@ -38,6 +38,8 @@ RUNNERS: dict[str, Callable[[Run], ScenarioResult]] = {
     "pipeline": pipeline.run,
     "end_to_end": end_to_end.run,
     "queue": queue.run,
+    # Last: it pages through the queue scenario's table.
+    "console": console.run,
 }
 NEEDS_WORKERS = {"pipeline", "end_to_end"}
 PROFILED = ("api", "worker")

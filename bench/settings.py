@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/quote_service_bench"
 # A database number of its own: the run flushes it (the tests use 15 by default).
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"
-SCENARIOS = ("intake", "pipeline", "queue", "end_to_end")
+SCENARIOS = ("intake", "pipeline", "queue", "end_to_end", "console")
 
 
 def cpu_count() -> int:

@@ -9,7 +9,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from quote_service import cli, config, crypto, errors, i18n, logging_setup, metrics
+from quote_service import cli, config, console, crypto, errors, i18n, logging_setup, metrics
 from quote_service.api import register_blueprints
 from quote_service.extensions import (
     api,
@@ -42,6 +42,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     metrics.init_app(app)
     register_extensions(app)
     register_blueprints(app)
+    console.init_app(app)
     errors.register_error_handlers(app)
     cli.register_commands(app)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from flask.cli import with_appcontext
 from quote_service import cli_operations, cli_privacy
 from quote_service.errors import ServiceError
 from quote_service.models import ROLES
-from quote_service.services import users
+from quote_service.services import passwords, users
 from quote_service.services.seed import SeedError, seed_catalog
 
 
@@ -63,6 +64,21 @@ def create_user_command(email: str, role: str, expires_days: int | None) -> None
     expiry = _when(user.expires_at, "never expires")
     click.echo(f"created {user.role} {user.email}; token expires {expiry}; it is shown once:")
     click.echo(token)
+
+
+@users_group.command("password")
+@click.option("--email", required=True)
+@with_appcontext
+def set_password_command(email: str) -> None:
+    """Set a user's console password, read as one line from standard input."""
+    line = sys.stdin.readline()
+    # Only the line ending is removed: spaces may be part of a passphrase.
+    password = line.removesuffix("\n").removesuffix("\r")
+    try:
+        user = passwords.set_password(email, password)
+    except ServiceError as error:
+        raise click.ClickException(_describe(error)) from None
+    click.echo(f"console password set for {user.email}")
 
 
 @users_group.command("revoke")

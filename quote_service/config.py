@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -216,6 +217,28 @@ def from_environment(
         "WORKER_METRICS_PORT": parse_port_or_none(
             "WORKER_METRICS_PORT", get("WORKER_METRICS_PORT", "")
         ),
+        # The console (HTML pages at /console/): a signed session cookie that
+        # scripts cannot read, sent on top-level navigation only, HTTPS-only
+        # when SESSION_COOKIE_SECURE is set (a deployment behind TLS).
+        "SESSION_COOKIE_SECURE": parse_bool(
+            "SESSION_COOKIE_SECURE", get("SESSION_COOKIE_SECURE", "false")
+        ),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_NAME": "console_session",
+        "CONSOLE_IDLE_MINUTES": parse_int(
+            "CONSOLE_IDLE_MINUTES", get("CONSOLE_IDLE_MINUTES", "480"), minimum=1
+        ),
+        # How long an open page counts as "viewing" after its last heartbeat;
+        # the page beats three times in that span.
+        "CONSOLE_PRESENCE_SECONDS": parse_float(
+            "CONSOLE_PRESENCE_SECONDS", get("CONSOLE_PRESENCE_SECONDS", "45"), minimum=0.5
+        ),
+        # CSRF is checked by the console blueprint itself, so the JSON API
+        # (bearer tokens, no cookies) and the public intake are left alone.
+        "WTF_CSRF_CHECK_DEFAULT": False,
+        # A token lives as long as the session: a page left open stays usable.
+        "WTF_CSRF_TIME_LIMIT": None,
         # Werkzeug answers 413 for larger bodies before any view runs.
         "MAX_CONTENT_LENGTH": 64 * 1024,
         "SQLALCHEMY_TRACK_MODIFICATIONS": False,
@@ -250,6 +273,8 @@ def derived_settings(config: Mapping[str, Any]) -> dict[str, Any]:
             config["DATABASE_CONNECT_TIMEOUT_SECONDS"],
         ),
         "RATELIMIT_STORAGE_URI": config["REDIS_URL"] or "memory://",
+        # The signed cookie itself ends after the idle time; each request renews it.
+        "PERMANENT_SESSION_LIFETIME": timedelta(minutes=config["CONSOLE_IDLE_MINUTES"]),
         # flask-smorest serves neither /openapi.json nor /docs without a prefix.
         "OPENAPI_URL_PREFIX": "/" if config["PUBLIC_API_DOCS"] else None,
         "CELERY": celery_settings(config["REDIS_URL"]),

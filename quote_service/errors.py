@@ -75,6 +75,20 @@ class Conflict(ServiceError):
     code = "conflict"
 
 
+class StaleVersion(Conflict):
+    """The caller changed a request from a copy that is no longer current."""
+
+
+class TooManyRequests(ServiceError):
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.headers = {"Retry-After": str(retry_after)}
+
+
 class PreconditionFailed(ServiceError):
     status = 412
     code = "precondition_failed"

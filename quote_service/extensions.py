@@ -9,8 +9,10 @@ from flask_babel import Babel
 from flask_cors import CORS
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
+from flask_wtf import CSRFProtect
 
 from quote_service.models.base import Base
 from quote_service.schemas.errors import ErrorEnvelopeSchema
@@ -36,6 +38,9 @@ babel = Babel()
 cors = CORS()
 # The client address comes from ProxyFix (TRUSTED_PROXY_COUNT), set in create_app().
 limiter = Limiter(key_func=get_remote_address)
+# The console's sessions and its CSRF tokens (quote_service.console).
+login_manager = LoginManager()
+csrf = CSRFProtect()
 
 
 def retry_after_only_on_refusals(response: Response) -> Response:

@@ -29,7 +29,9 @@ ACTIVITY_TABLES = (
     "event",
     "notification",
     "outbox_message",
+    "presence",
     "routing_decision",
+    "sign_in_failure",
     "quote_request",
     "user_account",
 )

@@ -27,7 +27,7 @@ from sqlalchemy.engine import make_url
 from tests.support.servers import Server
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SCENARIOS = ("intake", "pipeline", "queue", "end_to_end")
+SCENARIOS = ("intake", "pipeline", "queue", "end_to_end", "console")
 HARNESS_TIMEOUT = 150.0
 STOP_TIMEOUT = 30.0
 WRK_MISSING = (

@@ -7,6 +7,7 @@ read the API's answers, any other cannot.
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -252,7 +253,7 @@ def test_a_patient_corrects_field_errors_and_gets_a_reference(
     page.fill("#full_name", "Jan Peeters")
     page.fill("#email", "jan.peeters@example")
     page.fill("#phone", "+32 470 12 34 56")
-    page.fill("#country_of_residence", "BE")
+    page.select_option("#country_of_residence", label="Belgium")
     page.select_option("#preferred_language", "nl")
     page.fill("#patient_age", "64")
     page.select_option("#destination", "BE")
@@ -325,7 +326,7 @@ def test_a_double_click_sends_one_request(
     wait_until_ready(page)
     page.fill("#full_name", "Marie Dubois")
     page.fill("#email", "marie.dubois@example.org")
-    page.fill("#country_of_residence", "FR")
+    page.select_option("#country_of_residence", "FR")
     page.select_option("#destination", "AG")
     page.select_option("#condition", "diabetes-type-2")
     page.check("#consent_privacy")
@@ -382,7 +383,11 @@ def test_a_page_from_an_origin_not_allowed_cannot_read_the_api(
     assert allowed.evaluate(post_request, [f"{api}{INTAKE}", {}]) == "read 422"
 
     foreign, page_errors = open_form(browser, foreign_origin, api)
-    expect(foreign.locator("#form-status")).to_contain_text("could not be loaded")
+    # The service answered; the browser kept it from the page: the page says so.
+    status = foreign.locator("#form-status")
+    expect(status).to_contain_text("could not be loaded")
+    expect(status).to_contain_text(f"does not let pages of {foreign_origin} read its answers")
+    expect(status).to_contain_text("CORS_ORIGINS")
     expect(foreign.locator("#submit")).to_be_disabled()
     assert foreign.evaluate(read_catalog, f"{api}{CATALOG}") == "TypeError"
     assert foreign.evaluate(post_request, [f"{api}{INTAKE}", minimal_body()]) == "TypeError"
@@ -459,3 +464,57 @@ def test_without_cors_origins_no_origin_is_let_in(
     response = client.get(CATALOG, headers={"Origin": ALLOWED})
     assert response.status_code == 200
     assert "Access-Control-Allow-Origin" not in response.headers
+
+
+I18N_DIR = FORM_DIR / "i18n"
+
+
+def test_every_language_file_has_every_text_of_the_page():
+    english = json.loads((I18N_DIR / "en.json").read_text())
+    used = set(re.findall(r'data-i18n="(\w+)"', (FORM_DIR / "index.html").read_text()))
+    used |= set(re.findall(r'\bt\("(\w+)"', (FORM_DIR / "form.js").read_text()))
+    assert used <= set(english), f"texts without an English entry: {used - set(english)}"
+    for language in ("fr", "nl", "de"):
+        texts = json.loads((I18N_DIR / f"{language}.json").read_text())
+        assert set(texts) == set(english), language
+        assert all(isinstance(v, str) and v.strip() for v in texts.values()), language
+        same = [k for k in english if texts[k] == english[k]]
+        assert same == [], f"{language}: still in English: {same}"
+        for key, text in english.items():
+            assert set(re.findall(r"\{\w+\}", texts[key])) == set(re.findall(r"\{\w+\}", text))
+
+
+def test_a_french_page_in_french_with_countries_by_name_and_a_french_budget(
+    browser: Browser, form_origin: str, start_api: Callable[..., str], app: Flask
+):
+    api = start_api([form_origin])
+    page, page_errors = new_page(browser)
+    page.goto(f"{form_origin}/index.html?api={api}&lang=fr")
+    wait_until_ready(page)
+    expect(page.locator("h1")).to_have_text("Demander un devis gratuit")
+    assert page.evaluate("document.documentElement.lang") == "fr"
+    expect(page.locator("#destination option").first).to_have_text("Choisissez une destination")
+    page.fill("#full_name", "Marie Dubois")
+    page.fill("#email", "marie.dubois@example.org")
+    page.select_option("#country_of_residence", label="Belgique")
+    page.select_option("#destination", "BE")
+    page.select_option("#condition", "stroke")
+    page.fill("#budget_eur", "30 000")
+    page.click("#submit")
+    # The patient's language for emails defaults to the page's: the errors are French too.
+    expect(page.locator("#error-consent_privacy")).to_contain_text("Vous devez accepter")
+    page.check("#consent_privacy")
+    page.click("#submit")
+    expect(page.locator("#reference")).to_have_text(REFERENCE)
+    success = page.locator("#success")
+    expect(success).to_contain_text(
+        "Nous avons envoyé une confirmation à marie.dubois@example.org."
+    )
+    expect(success).to_contain_text("spam")
+    expect(success).to_contain_text("sous 24 heures")
+    assert page_errors == []
+    with app.app_context():
+        stored = db.session.execute(db.select(QuoteRequest)).scalar_one()
+        assert (stored.country_of_residence, stored.budget_eur) == ("BE", 30000)
+        assert stored.preferred_language == "fr"
+    page.close()

@@ -26,6 +26,8 @@ def test_catalog_shape_in_english(client: FlaskClient):
         "languages",
         "consent",
         "disclaimers",
+        "countries",
+        "first_response_hours",
     }
     assert body["languages"] == ["en", "fr", "nl", "de"]
     destinations = {d["code"]: d for d in body["destinations"]}
@@ -92,3 +94,12 @@ def test_unknown_query_parameters_are_ignored(client: FlaskClient):
     response = client.get(URL, query_string={"_": "1700000000", "lang": "nl"})
     assert response.status_code == 200
     assert response.get_json()["consent"]["language"] == "nl"
+
+
+def test_countries_are_named_in_the_language_and_sorted_by_name(client: FlaskClient):
+    body = client.get(URL + "?lang=de").get_json()
+    names = {c["code"]: c["name"] for c in body["countries"]}
+    assert names["BE"] == "Belgien" and names["DE"] == "Deutschland" and len(names) > 240
+    order = [c["code"] for c in body["countries"]]
+    assert order.index("EG") < order.index("BE")  # Ägypten sorts with A
+    assert body["first_response_hours"] == 24

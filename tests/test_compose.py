@@ -313,6 +313,7 @@ def test_the_settings_parse_and_point_at_the_stacks_services(
     # Behind exactly one proxy, whose X-Forwarded-For names the client.
     assert settings["TRUSTED_PROXY_COUNT"] == 1
     assert settings["PUBLIC_API_DOCS"] is False
+    assert settings["SESSION_COOKIE_SECURE"] is True
     assert settings["METRICS_TOKEN"] == ""
 
 

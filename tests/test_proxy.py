@@ -253,19 +253,20 @@ class _Assets(HTMLParser):
                 self.urls.append(value.split("?")[0].split("#")[0])
 
 
-def test_everything_the_hosted_form_links_to_is_forwarded(proxy: Proxy):
+@pytest.mark.parametrize("page", ["/form/en", "/console/login"])
+def test_everything_a_public_page_links_to_is_forwarded(proxy: Proxy, page: str):
     connection = http.client.HTTPSConnection(
         "localhost", proxy.https_port, context=proxy.context, timeout=10
     )
-    connection.request("GET", "/form/en")
+    connection.request("GET", page)
     response = connection.getresponse()
     page = response.read().decode()
     connection.close()
     assert response.status == 200
     parser = _Assets()
     parser.feed(page)
-    assets = [url for url in parser.urls if url.startswith("/static/")]
-    assert assets, "the form's stylesheet and script"
+    assets = [url for url in parser.urls if "/static/" in url]
+    assert assets or page.startswith("/console/"), "the form's stylesheet and script"
     for url in set(parser.urls):
         answer = proxy.get(url)
         assert reached_the_api(answer), url

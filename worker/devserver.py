@@ -21,6 +21,7 @@ from celery.contrib.testing.worker import start_worker
 from werkzeug.serving import run_simple
 
 from quote_service.services.demo import TOKENS_FILE, demo_tokens
+from quote_service.services.passwords import issue_demo_password
 from worker import celery, flask_app
 
 HOST = "127.0.0.1"
@@ -68,6 +69,8 @@ def main() -> None:
         click.echo(f"Mail      {flask_app.config['MAIL_DIR']}  (one .eml file per email)")
     with flask_app.app_context():
         tokens = demo_tokens(flask_app.instance_path)
+        admin = next(demo for demo in tokens if demo.role == "admin")
+        password = issue_demo_password(admin.email)
     for position, demo in enumerate(tokens):
         label = "Tokens" if position == 0 else ""
         click.echo(f"{label:<10}{demo.role:<12} {demo.token}  ({demo.email})")
@@ -76,6 +79,9 @@ def main() -> None:
         f"          (kept in instance/{TOKENS_FILE} across restarts; try: curl -H "
         f"'Authorization: Bearer {coordinator}' {base}/api/v1/quote-requests)"
     )
+    click.echo(f"Console   {base}/console/")
+    click.echo(f"          sign in as {admin.email} with the password {password}")
+    click.echo("          (the password is made fresh at each start)")
     with start_worker(celery, pool="solo", perform_ping_check=False, loglevel="WARNING"):
         # Werkzeug's server itself: Flask's app.run() prints a banner of its own,
         # outside the one log format.

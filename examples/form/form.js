@@ -1,6 +1,7 @@
 // The free-quote form: renders the public catalog, posts the request as JSON and
 // shows the answer. Plain modern JavaScript, no build step. Every text that comes
 // from the API is inserted as text (textContent, new Option), never as HTML.
+// The page's own texts are in i18n/<lang>.json, one file per language.
 
 const DEFAULT_API = "http://127.0.0.1:5000";
 // `?api=` is a convenience for trying the form locally. On a public page it would
@@ -27,18 +28,9 @@ const TEXT_FIELDS = [
 ];
 const CHECKBOX_FIELDS = ["consent_privacy", "consent_marketing"];
 
-const MESSAGES = {
-  loadFailed:
-    "The form could not be loaded because the quote service did not answer. " +
-    "Please try again later.",
-  unreachable:
-    "We could not reach the quote service. Check your connection and try again.",
-  fieldErrors: "Some answers need your attention; see the messages next to the fields.",
-  tooMany: "You have sent several requests in a short time. Please try again later.",
-  inFlight: "Your request is still being sent. Please wait a moment.",
-  serverError: "Something went wrong on our side. Please try again later.",
-  unexpected: "The request could not be sent. Please try again later.",
-};
+const PAGE_LANGUAGES = ["en", "fr", "nl", "de"];
+// The page's texts (i18n/<lang>.json); English until they are loaded.
+let texts = {};
 
 const form = document.getElementById("quote-form");
 const status = document.getElementById("form-status");
@@ -47,7 +39,7 @@ const destinationSelect = document.getElementById("destination");
 const conditionSelect = document.getElementById("condition");
 
 let api = null;
-const pageLanguage = (document.documentElement.lang || "en").split("-")[0].toLowerCase();
+const pageLanguage = choosePageLanguage();
 let catalog = null;
 let sending = false;
 // One key per page load, so a double click or a retried network request is
@@ -55,6 +47,32 @@ let sending = false;
 // corrected resubmission (after field errors) gets a fresh key.
 let idempotencyKey = newIdempotencyKey();
 let keyBody = null;
+
+// <html lang>, or `?lang=` to try another language.
+function choosePageLanguage() {
+  const asked = new URLSearchParams(window.location.search).get("lang") || "";
+  const declared = (asked || document.documentElement.lang || "en").split("-")[0].toLowerCase();
+  return PAGE_LANGUAGES.includes(declared) ? declared : "en";
+}
+
+// A text of the page's language, with {name} placeholders filled in.
+function t(key, values = {}) {
+  const text = texts[key] || key;
+  return text.replace(/\{(\w+)\}/g, (whole, name) => (name in values ? String(values[name]) : whole));
+}
+
+async function loadTexts() {
+  const response = await fetch(new URL(`i18n/${pageLanguage}.json`, import.meta.url));
+  if (!response.ok) {
+    throw new Error(`i18n/${pageLanguage}.json answered ${response.status}`);
+  }
+  texts = await response.json();
+  document.documentElement.lang = pageLanguage;
+  document.title = t("title");
+  for (const element of document.querySelectorAll("[data-i18n]")) {
+    element.textContent = t(element.dataset.i18n);
+  }
+}
 
 function apiBase() {
   const configured = typeof window.QUOTE_API === "string" ? window.QUOTE_API : "";
@@ -133,9 +151,15 @@ function renderCatalog() {
     catalog.languages.map((code) => ({ value: code, label: languageName(code) })),
     catalog.languages.includes(pageLanguage) ? pageLanguage : catalog.languages[0],
   );
+  // Country names in the page's language, from the catalog (the ISO code is sent).
+  fillSelect(
+    document.getElementById("country_of_residence"),
+    (catalog.countries || []).map((c) => ({ value: c.code, label: c.name })),
+    document.getElementById("country_of_residence").value,
+  );
   document.getElementById("consent-text").textContent = catalog.consent
     ? catalog.consent.text
-    : "I agree that my data is processed to prepare a quote.";
+    : t("consentFallback");
   renderDisclaimers();
 }
 
@@ -238,7 +262,7 @@ function showFieldErrors(fields) {
       general.push(...list);
     }
   }
-  showStatus([MESSAGES.fieldErrors, ...general].join(" "));
+  showStatus([t("fieldErrors"), ...general].join(" "));
   if (first) {
     first.focus();
   }
@@ -250,7 +274,7 @@ function retryAfterText(response) {
     return "";
   }
   const minutes = Math.ceil(seconds / 60);
-  return minutes <= 1 ? " (in about a minute)" : ` (in about ${minutes} minutes)`;
+  return minutes <= 1 ? t("retryMinute") : t("retryMinutes", { minutes });
 }
 
 // ---------------------------------------------------------------- sending
@@ -296,20 +320,22 @@ async function post(body) {
       method: "POST",
       headers: {
         "Content-Type": "application/json",
+        // The budget and dates are sent as typed; the service reads them in this language.
+        "Content-Language": pageLanguage,
         Accept: "application/json",
         "Idempotency-Key": idempotencyKey,
       },
       body,
     });
   } catch {
-    showStatus(MESSAGES.unreachable);
+    showStatus(t("unreachable"));
     return;
   }
   const payload = await response.json().catch(() => null);
   const error = payload && payload.error && typeof payload.error === "object" ? payload.error : null;
 
   if (response.status === 201 && payload && payload.reference) {
-    succeed(payload.reference);
+    succeed(payload, JSON.parse(body).email);
     return;
   }
   clearFieldErrors();
@@ -321,23 +347,52 @@ async function post(body) {
   if (response.status === 422 && error && error.fields && Object.keys(error.fields).length) {
     showFieldErrors(error.fields);
   } else if (response.status === 429) {
-    showStatus(MESSAGES.tooMany.replace(/\.$/, `${retryAfterText(response)}.`));
+    const retry = retryAfterText(response);
+    showStatus(retry ? t("tooMany").replace(/\.$/, ` (${retry}).`) : t("tooMany"));
   } else if (response.status === 409) {
-    showStatus(MESSAGES.inFlight);
+    showStatus(t("inFlight"));
   } else if (response.status >= 500) {
-    showStatus(MESSAGES.serverError);
+    showStatus(t("serverError"));
   } else {
-    showStatus((error && error.message) || MESSAGES.unexpected);
+    showStatus((error && error.message) || t("unexpected"));
   }
 }
 
-function succeed(reference) {
+// The reference, where the email went and when to expect an answer; when the
+// request reads as an emergency, the advice to call for help comes first.
+function succeed(answer, email) {
   clearStatus();
   form.hidden = true;
-  document.getElementById("reference").textContent = reference;
+  document.getElementById("reference").textContent = answer.reference;
+  document.getElementById("sent-to").textContent = t("sentTo", { email });
+  const hours = catalog.first_response_hours || 24;
+  document.getElementById("usual-time").textContent = t("usualTime", { hours });
   const success = document.getElementById("success");
   success.hidden = false;
+  if (answer.urgent === true) {
+    const urgent = document.getElementById("urgent");
+    document.getElementById("urgent-call").textContent = t("urgentCall", {
+      number: answer.emergency_number || "112",
+    });
+    document.getElementById("urgent-advice").textContent = answer.advice || "";
+    urgent.hidden = false;
+    urgent.tabIndex = -1;
+    urgent.focus();
+    return;
+  }
   success.focus();
+}
+
+// Why the catalog could not be read: the service is down, or it answered and the
+// browser kept the answer from this page (CORS). A no-cors request tells them apart.
+async function loadFailure() {
+  const origin = window.location.origin;
+  try {
+    await fetch(`${api}/healthz`, { mode: "no-cors", cache: "no-store" });
+  } catch {
+    return t("loadFailed", { api });
+  }
+  return t("corsBlocked", { api, origin });
 }
 
 // ---------------------------------------------------------------- start
@@ -352,6 +407,11 @@ function setDateBounds() {
 }
 
 async function start() {
+  try {
+    await loadTexts();
+  } catch {
+    // The English texts of the page stay; the form still works.
+  }
   setDateBounds();
   form.addEventListener("submit", send);
   destinationSelect.addEventListener("change", () => {
@@ -361,9 +421,14 @@ async function start() {
   conditionSelect.addEventListener("change", renderDisclaimers);
   try {
     api = apiBase();
+  } catch (error) {
+    showStatus(String(error.message));
+    return;
+  }
+  try {
     catalog = await loadCatalog();
   } catch {
-    showStatus(MESSAGES.loadFailed);
+    showStatus(await loadFailure());
     return;
   }
   renderCatalog();

@@ -11,6 +11,7 @@ from quote_service.models.catalog import (
     Treatment,
     destination_condition,
 )
+from quote_service.models.console import Presence, SignInFailure
 from quote_service.models.idempotency import IdempotencyKey
 from quote_service.models.notification import (
     NOTIFICATION_KINDS,
@@ -40,9 +41,11 @@ __all__ = [
     "Language",
     "Notification",
     "OutboxMessage",
+    "Presence",
     "Provider",
     "QuoteRequest",
     "RoutingDecision",
+    "SignInFailure",
     "Treatment",
     "UTCDateTime",
     "User",

@@ -1,4 +1,4 @@
-"""Coordinators and admins, who reach the queue with a bearer token."""
+"""Coordinators and admins, who reach the queue with a bearer token or the console."""
 
 from __future__ import annotations
 
@@ -28,6 +28,8 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The console password as an argon2 hash (argon2-cffi); None: no console sign-in.
+    password_hash: Mapped[str | None] = mapped_column(String(200))
     # None: the token never expires (an admin chose `--expires-days 0`).
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

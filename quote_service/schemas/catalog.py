@@ -51,11 +51,26 @@ class DisclaimerOutSchema(ma.Schema):
     text = ma.fields.String(required=True)
 
 
+class CountrySchema(ma.Schema):
+    code = ma.fields.String(required=True, metadata={"example": "BE"})
+    name = ma.fields.String(required=True, metadata={"example": "Belgique"})
+
+
 class CatalogSchema(ma.Schema):
     destinations = ma.fields.List(ma.fields.Nested(DestinationOutSchema))
     conditions = ma.fields.List(ma.fields.Nested(NamedSchema))
     treatments = ma.fields.List(ma.fields.Nested(NamedSchema))
     languages = ma.fields.List(ma.fields.String())
+    countries = ma.fields.List(
+        ma.fields.Nested(CountrySchema),
+        metadata={
+            "description": "Every ISO 3166-1 country, named in the catalog's language and "
+            "sorted by that name: the choices of `country_of_residence`."
+        },
+    )
+    first_response_hours = ma.fields.Integer(
+        metadata={"description": "How soon a coordinator usually answers a request."}
+    )
     consent = ma.fields.Nested(ConsentOutSchema, allow_none=True)
     disclaimers = ma.fields.List(ma.fields.Nested(DisclaimerOutSchema))
 

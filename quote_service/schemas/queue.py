@@ -38,6 +38,14 @@ class QueueQuerySchema(StrictSchema):
     )
     created_after = ma.fields.AwareDateTime(default_timezone=UTC)
     created_before = ma.fields.AwareDateTime(default_timezone=UTC)
+    sla = Text(
+        validate=ma.validate.OneOf(["breached"]),
+        metadata={"description": "`breached`: no first response within the SLA."},
+    )
+    waiting_on = Text(
+        validate=ma.validate.OneOf(["clinic"]),
+        metadata={"description": "`clinic`: routed to a clinic and not yet quoted."},
+    )
     sort = Text(
         load_default="newest",
         validate=ma.validate.OneOf(["newest", "oldest"]),
@@ -61,6 +69,11 @@ class UserRefSchema(ma.Schema):
     email = ma.fields.String()
 
 
+class ViewerSchema(ma.Schema):
+    user = ma.fields.String(metadata={"description": "The email of a console user."})
+    since = ma.fields.DateTime()
+
+
 class QueueItemSchema(ma.Schema):
     reference = ma.fields.String()
     status = ma.fields.String()
@@ -74,6 +87,11 @@ class QueueItemSchema(ma.Schema):
     full_name = ma.fields.String()
     provider = ma.fields.Nested(ProviderRefSchema, allow_none=True)
     assignee = ma.fields.Nested(UserRefSchema, allow_none=True)
+    viewers = ma.fields.List(
+        ma.fields.Nested(ViewerSchema),
+        dump_default=list,
+        metadata={"description": "Console users who have the request open now."},
+    )
 
 
 class QueuePageSchema(ma.Schema):

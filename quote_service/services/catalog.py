@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import current_app
 from flask_babel import lazy_gettext as _l
 
 from quote_service.errors import InvalidFields
@@ -16,6 +17,7 @@ from quote_service.models import (
     Language,
     Treatment,
 )
+from quote_service.services.countries import countries
 
 DEFAULT_LANGUAGE = "en"
 
@@ -96,6 +98,9 @@ def catalog(language: str) -> dict[str, Any]:
         "conditions": [{"slug": c.slug, "name": translated(c.names, language)} for c in conditions],
         "treatments": [{"slug": t.slug, "name": translated(t.names, language)} for t in treatments],
         "languages": languages(),
+        # For forms: countries of residence by name, and the usual wait for an answer.
+        "countries": [{"code": code, "name": name} for code, name in countries(language)],
+        "first_response_hours": current_app.config["SLA_FIRST_RESPONSE_HOURS"],
         "consent": (
             {"version": consent.version, "language": consent.language, "text": consent.text}
             if consent

@@ -15,11 +15,14 @@ from quote_service.crypto import keyring
 from quote_service.errors import InvalidFields, NotFound
 from quote_service.extensions import db
 from quote_service.models import Event, Notification, QuoteRequest, RoutingDecision
+from quote_service.services import presence, sla
 from quote_service.services.privacy import record_access
 from quote_service.services.references import is_reference
 
 # Kept out of the default queue; shown only when asked for by status.
 HIDDEN_BY_DEFAULT = ("spam",)
+# Routed to a clinic and not yet quoted (until clinic invitations say more).
+WAITING_ON_CLINIC = ("routed", "in_review")
 
 
 def encode_cursor(request: QuoteRequest, sort: str) -> str:
@@ -56,19 +59,9 @@ def _search(statement: Any, q: str) -> Any:
     return statement.where(QuoteRequest.full_name.ilike(pattern, escape="\\"))
 
 
-def list_requests(
-    filters: dict[str, Any], current_user_id: int
-) -> tuple[list[QuoteRequest], str | None]:
-    """One page of the queue and the cursor of the next (None on the last page)."""
-    sort = filters["sort"]
-    statement = db.select(QuoteRequest).options(
-        joinedload(QuoteRequest.provider),
-        joinedload(QuoteRequest.assignee),
-        # A page never shows these; skipping them skips their decryption too.
-        defer(QuoteRequest.email),
-        defer(QuoteRequest.phone),
-        defer(QuoteRequest.message),
-    )
+def filtered(filters: dict[str, Any], current_user_id: int) -> Any:
+    """The queue's SELECT with every filter applied, in no order and without paging."""
+    statement = db.select(QuoteRequest)
     if filters.get("status"):
         statement = statement.where(QuoteRequest.status.in_(filters["status"]))
     else:
@@ -89,9 +82,31 @@ def list_requests(
         statement = statement.where(QuoteRequest.created_at >= filters["created_after"])
     if filters.get("created_before"):
         statement = statement.where(QuoteRequest.created_at < filters["created_before"])
+    if filters.get("sla") == "breached":
+        statement = statement.where(sla.breached())
+    if filters.get("waiting_on") == "clinic":
+        # A clinic has the request and owes it a quote.
+        statement = statement.where(
+            QuoteRequest.status.in_(WAITING_ON_CLINIC), QuoteRequest.provider_id.is_not(None)
+        )
     if filters.get("q"):
         statement = _search(statement, filters["q"])
+    return statement
 
+
+def list_requests(
+    filters: dict[str, Any], current_user_id: int
+) -> tuple[list[QuoteRequest], str | None]:
+    """One page of the queue and the cursor of the next (None on the last page)."""
+    sort = filters["sort"]
+    statement = filtered(filters, current_user_id).options(
+        joinedload(QuoteRequest.provider),
+        joinedload(QuoteRequest.assignee),
+        # A page never shows these; skipping them skips their decryption too.
+        defer(QuoteRequest.email),
+        defer(QuoteRequest.phone),
+        defer(QuoteRequest.message),
+    )
     key = db.tuple_(QuoteRequest.created_at, QuoteRequest.id)
     if filters.get("cursor"):
         position = decode_cursor(filters["cursor"], sort)
@@ -104,7 +119,47 @@ def list_requests(
     limit = filters["limit"]
     rows = list(db.session.execute(statement.limit(limit + 1)).scalars().unique())
     next_cursor = encode_cursor(rows[limit - 1], sort) if len(rows) > limit else None
-    return rows[:limit], next_cursor
+    page = rows[:limit]
+    attach_viewers(page)
+    return page, next_cursor
+
+
+def count_requests(filters: dict[str, Any], current_user_id: int, cap: int) -> int:
+    """How many requests match, counting no further than `cap` (a cheap, bounded count)."""
+    matching = filtered(filters, current_user_id).with_only_columns(QuoteRequest.id).limit(cap)
+    return db.session.execute(
+        db.select(db.func.count()).select_from(matching.subquery())
+    ).scalar_one()
+
+
+def attach_viewers(requests: list[QuoteRequest]) -> None:
+    """Set each request's `viewers` (who has it open in the console) for the schemas."""
+    found = presence.viewers(request.id for request in requests)
+    for request in requests:
+        request.viewers = found[request.id]  # type: ignore[attr-defined]
+
+
+def viewers_of(references: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Who has each of these requests open, by reference."""
+    rows = db.session.execute(
+        db.select(QuoteRequest.id, QuoteRequest.reference).where(
+            QuoteRequest.reference.in_([reference.upper() for reference in references])
+        )
+    ).all()
+    found = presence.viewers(id_ for id_, _ in rows)
+    return {reference: found[id_] for id_, reference in rows}
+
+
+def find_id(reference: str) -> tuple[int, int]:
+    """A request's id and version, or 404: a cheap look-up for the console's heartbeats."""
+    row = db.session.execute(
+        db.select(QuoteRequest.id, QuoteRequest.version).where(
+            QuoteRequest.reference == reference.upper()
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"No quote request {reference}.")
+    return row[0], row[1]
 
 
 def get_request(reference: str) -> QuoteRequest:
@@ -152,4 +207,5 @@ def detail(reference: str, reader: str, reader_id: int | None) -> dict[str, Any]
         "routing": {"decision": decisions[-1] if decisions else None, "history": decisions},
         "notifications": notifications,
         "timeline": events,
+        "viewers": presence.viewers([request.id])[request.id],
     }

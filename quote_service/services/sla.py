@@ -33,6 +33,27 @@ def breached(now: datetime | None = None) -> ColumnElement[bool]:
     return and_(QuoteRequest.status.in_(AWAITING_FIRST_RESPONSE), QuoteRequest.created_at < cutoff)
 
 
+# The share of the SLA after which a request is shown as due soon.
+DUE_SOON_SHARE = 0.75
+
+
+def clock(created_at: datetime, status: str, now: datetime | None = None) -> dict | None:
+    """A request's first-response clock, or None once someone has responded.
+
+    `state` is `ok`, `due_soon` (three quarters of the time used) or `breached`.
+    """
+    if status not in AWAITING_FIRST_RESPONSE:
+        return None
+    allowed = timedelta(hours=first_response_hours())
+    used = ((now or utcnow()) - created_at) / allowed
+    state = "breached" if used >= 1 else "due_soon" if used >= DUE_SOON_SHARE else "ok"
+    return {
+        "due_at": created_at + allowed,
+        "left_seconds": (1 - used) * allowed.total_seconds(),
+        "state": state,
+    }
+
+
 def alert_sla_breaches(now: datetime | None = None) -> int:
     """Queue one alert to the coordinators per breached request; return how many were queued."""
     alerted = (

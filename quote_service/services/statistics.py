@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import statistics
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Subquery, func
@@ -16,6 +16,7 @@ from quote_service.models import (
     Event,
     Notification,
     QuoteRequest,
+    utcnow,
 )
 from quote_service.services import sla
 
@@ -117,3 +118,28 @@ def _median_seconds_to(first: Subquery, where: list[ColumnElement[bool]]) -> flo
     rows = db.session.execute(joined.add_columns(QuoteRequest.created_at, first.c.first_at))
     durations = [(first_at - created).total_seconds() for created, first_at in rows]
     return float(statistics.median(durations)) if durations else None
+
+
+def daily_counts(days: int = 30, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Requests created on each of the last `days` UTC days (today included), by status.
+
+    Every day and every status is present, zeros included, oldest day first.
+    """
+    today = (now or utcnow()).astimezone(UTC).date()
+    first = today - timedelta(days=days - 1)
+    start = datetime.combine(first, time.min, tzinfo=UTC)
+    if db.session.get_bind().dialect.name == "postgresql":
+        day = func.date(func.timezone("UTC", QuoteRequest.created_at))
+    else:
+        day = func.date(QuoteRequest.created_at)  # SQLite stores naive UTC
+    rows = db.session.execute(
+        db.select(day, QuoteRequest.status, func.count(QuoteRequest.id))
+        .where(QuoteRequest.created_at >= start)
+        .group_by(day, QuoteRequest.status)
+    )
+    table = {first + timedelta(days=n): dict.fromkeys(STATUSES, 0) for n in range(days)}
+    for when, status, count in rows:
+        key = when if isinstance(when, date) else date.fromisoformat(str(when))
+        if key in table:
+            table[key][status] = count
+    return [{"day": key, "by_status": counts} for key, counts in table.items()]

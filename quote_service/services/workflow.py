@@ -13,7 +13,13 @@ from __future__ import annotations
 
 from sqlalchemy.exc import IntegrityError
 
-from quote_service.errors import Conflict, InvalidFields, NotFound, PreconditionFailed
+from quote_service.errors import (
+    Conflict,
+    InvalidFields,
+    NotFound,
+    PreconditionFailed,
+    StaleVersion,
+)
 from quote_service.extensions import db
 from quote_service.models import Event, Notification, Provider, QuoteRequest, User, utcnow
 from quote_service.services import notifications, privacy, routing
@@ -61,7 +67,7 @@ def check_version(request: QuoteRequest, expected: int | None, from_header: bool
         )
         if from_header:
             raise PreconditionFailed(message)
-        raise Conflict(message, {"version": [message]})
+        raise StaleVersion(message, {"version": [message]})
 
 
 def _changed(request: QuoteRequest, type_: str, actor: str, note: str | None, **data) -> Event:

@@ -13,7 +13,6 @@ from flask_babel import lazy_gettext as _l
 from quote_service.i18n import LANGUAGES
 from quote_service.schemas.localised import EXAMPLE_AMOUNT, example_date
 from quote_service.services import catalog as catalog_service
-from quote_service.web.countries import countries
 
 # The fields in the order of the page: the error summary lists them so.
 FIELD_ORDER = (
@@ -68,7 +67,7 @@ class FormPage:
             ],
             "scope_names": {**destinations, **conditions},
             "options": {
-                "countries": [(code, name, {}) for code, name in countries(self.language)],
+                "countries": [(c["code"], c["name"], {}) for c in catalog["countries"]],
                 "languages": [(code, language_name(code), {}) for code in LANGUAGES],
                 "destinations": [
                     (d["code"], d["name"], {"conditions": " ".join(d["conditions"])})
