@@ -8,8 +8,17 @@ from quote_service.models.catalog import (
     Destination,
     Disclaimer,
     Language,
+    QuoteItem,
     Treatment,
     destination_condition,
+)
+from quote_service.models.clinic_quote import (
+    DECLINE_REASONS,
+    EVIDENCE_LEVELS,
+    INVITATION_STATUSES,
+    QUOTE_STATUSES,
+    ClinicQuote,
+    Invitation,
 )
 from quote_service.models.console import Presence, SignInFailure
 from quote_service.models.idempotency import IdempotencyKey
@@ -25,6 +34,13 @@ from quote_service.models.routing import RoutingDecision
 from quote_service.models.user import ROLES, User
 
 __all__ = [
+    "DECLINE_REASONS",
+    "EVIDENCE_LEVELS",
+    "INVITATION_STATUSES",
+    "QUOTE_STATUSES",
+    "ClinicQuote",
+    "Invitation",
+    "QuoteItem",
     "NOTIFICATION_KINDS",
     "NOTIFICATION_STATUSES",
     "ROLES",

@@ -11,7 +11,17 @@ from sqlalchemy.orm import Mapped, mapped_column, validates
 from quote_service.crypto import keyring
 from quote_service.models.base import Base, EncryptedText, UTCDateTime, utcnow
 
-NOTIFICATION_KINDS = ("acknowledgement", "provider", "unroutable_alert", "sla_alert")
+NOTIFICATION_KINDS = (
+    "acknowledgement",
+    # The invitation to quote, one per invited clinic (the first round's provider email).
+    "provider",
+    "invitation_reminder",
+    "quotes",
+    "unroutable_alert",
+    "sla_alert",
+    "no_quotes_alert",
+    "interest_alert",
+)
 # pending -> sending -> sent; sending -> pending (retry) or failed. blocked (a
 # disclaimer missing) and suppressed (recipient's daily cap) are never sent.
 NOTIFICATION_STATUSES = ("pending", "sending", "sent", "failed", "blocked", "suppressed")

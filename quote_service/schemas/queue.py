@@ -10,6 +10,7 @@ import marshmallow as ma
 from quote_service.models import STATUSES
 from quote_service.schemas.base import StrictSchema, Text
 from quote_service.schemas.fields import CountryCode
+from quote_service.schemas.quotes import InvitationSchema, QuoteSchema
 
 NOTE = Text(multiline=True, validate=ma.validate.Length(min=1, max=5000))
 # Ids are 32-bit integers in the database; a larger one must be a 422, not a 500.
@@ -163,6 +164,8 @@ class RequestDetailSchema(QueueItemSchema):
     consent = ma.fields.Method("dump_consent")
     routing = ma.fields.Nested(RoutingSchema)
     notifications = ma.fields.List(ma.fields.Nested(NotificationSchema))
+    invitations = ma.fields.List(ma.fields.Nested(InvitationSchema))
+    quotes = ma.fields.List(ma.fields.Nested(QuoteSchema))
     timeline = ma.fields.List(ma.fields.Nested(EventSchema))
 
     def dump_consent(self, detail: dict[str, Any]) -> dict[str, Any]:

@@ -52,6 +52,11 @@ class MedianSecondsSchema(ma.Schema):
         allow_none=True,
         metadata={"description": "From the request to its first move to in_review."},
     )
+    to_first_quote = ma.fields.Float(
+        required=True,
+        allow_none=True,
+        metadata={"description": "From the request to the first quote a clinic submitted."},
+    )
 
 
 class SlaSchema(ma.Schema):

@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, Subquery, func
 from quote_service.extensions import db
 from quote_service.models import (
     STATUSES,
+    ClinicQuote,
     Condition,
     Destination,
     Event,
@@ -49,6 +50,7 @@ def request_statistics(
         "median_seconds": {
             "to_acknowledgement": _median_seconds_to(_first_acknowledgement(), real),
             "to_in_review": _median_seconds_to(_first_in_review(), real),
+            "to_first_quote": _median_seconds_to(_first_quote(), real),
         },
         "sla": {
             "first_response_hours": sla.first_response_hours(),
@@ -96,6 +98,17 @@ def _first_in_review() -> Subquery:
         )
         .where(Event.type == "in_review")
         .group_by(Event.quote_request_id)
+        .subquery()
+    )
+
+
+def _first_quote() -> Subquery:
+    return (
+        db.select(
+            ClinicQuote.quote_request_id.label("quote_request_id"),
+            func.min(ClinicQuote.submitted_at).label("first_at"),
+        )
+        .group_by(ClinicQuote.quote_request_id)
         .subquery()
     )
 
