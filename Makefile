@@ -27,9 +27,9 @@ install: $(STAMP) $(MO)
 # into every language's .po, then translate what is new (tests/test_translations.py
 # fails while a text has no translation).
 messages: $(STAMP)
-	$(BIN)/pybabel extract -F babel.cfg -k _l -k lazy_gettext --no-location \
+	$(BIN)/pybabel extract --width=100 -F babel.cfg -k _l -k lazy_gettext --no-location \
 		--sort-output --project=quote-service -o $(TRANSLATIONS)/messages.pot .
-	$(BIN)/pybabel update -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS) \
+	$(BIN)/pybabel update --width=100 -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS) \
 		--no-fuzzy-matching --ignore-obsolete
 
 # The example form (examples/form/) is served on port 8000, which CORS_ORIGINS

@@ -149,6 +149,12 @@ def from_environment(
         "SLA_FIRST_RESPONSE_HOURS": parse_int(
             "SLA_FIRST_RESPONSE_HOURS", get("SLA_FIRST_RESPONSE_HOURS", "24"), minimum=1
         ),
+        # Clinic quotes: how many clinics are invited at once, and how long each has.
+        "QUOTE_FANOUT": parse_int("QUOTE_FANOUT", get("QUOTE_FANOUT", "3"), minimum=1),
+        "CLINIC_RESPONSE_HOURS": parse_float(
+            "CLINIC_RESPONSE_HOURS", get("CLINIC_RESPONSE_HOURS", "48"), minimum=0.001
+        ),
+        "PUBLIC_BASE_URL": get("PUBLIC_BASE_URL", "http://127.0.0.1:5000").rstrip("/"),
         "NOTIFICATION_MAX_ATTEMPTS": parse_int(
             "NOTIFICATION_MAX_ATTEMPTS", get("NOTIFICATION_MAX_ATTEMPTS", "8"), minimum=1
         ),

@@ -14,6 +14,7 @@ variable.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import logging
@@ -67,6 +68,26 @@ class Keyring:
         """The value's hash under every configured key, for lookups during a rotation."""
         normalised = value.strip().lower().encode("utf-8")
         return [hmac.new(key, normalised, hashlib.sha256).hexdigest() for key in self.hash_keys]
+
+    def link_tokens(self, purpose: str, salt: str) -> list[str]:
+        """The secret token of a link (an invitation's...) under every key, newest first.
+
+        A token is HMAC(key, purpose, salt), 256 bits: the database keeps the
+        salt and the token's SHA-256 only, so a dump opens no link, while the
+        service can put the same link into a later email (a reminder).
+        """
+        message = purpose.encode("ascii") + b"\x00" + salt.encode("ascii")
+        return [
+            base64.urlsafe_b64encode(hmac.new(key, message, hashlib.sha256).digest())
+            .decode("ascii")
+            .rstrip("=")
+            for key in self.hash_keys
+        ]
+
+
+def token_hash(token: str) -> str:
+    """What is stored of a link's token: its SHA-256, looked up by a unique index."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def keys_for(app: Flask) -> list[str]:

@@ -75,6 +75,11 @@ class Conflict(ServiceError):
     code = "conflict"
 
 
+class Gone(ServiceError):
+    status = 410
+    code = "gone"
+
+
 class StaleVersion(Conflict):
     """The caller changed a request from a copy that is no longer current."""
 
@@ -87,6 +92,12 @@ class TooManyRequests(ServiceError):
         super().__init__(message)
         self.retry_after = retry_after
         self.headers = {"Retry-After": str(retry_after)}
+
+
+class NotFlagged(Conflict):
+    """A safety review of a request the urgent-sign rules did not flag."""
+
+    code = "not_flagged"
 
 
 class PreconditionFailed(ServiceError):
@@ -112,6 +123,7 @@ HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",
+    410: "gone",
     412: "precondition_failed",
     413: "payload_too_large",
     415: "unsupported_media_type",

@@ -24,7 +24,7 @@ from typing import Any
 
 from babel import Locale
 from flask import Flask, g, has_request_context, request
-from flask_babel import get_locale
+from flask_babel import get_locale, refresh
 from werkzeug.exceptions import HTTPException
 
 from quote_service.extensions import babel
@@ -49,6 +49,7 @@ def supported(value: Any) -> str | None:
 def use_language(language: str) -> None:
     """Make `language` the language of the rest of this request (pages that name one)."""
     g.page_language = language
+    refresh()  # forget a locale Flask-Babel chose earlier in this request
 
 
 def select_locale() -> str:

@@ -25,6 +25,8 @@ pytest_plugins = ["tests.routing_fixtures", "tests.browser_fixtures"]
 # Tables that requests write; the catalog tables are seeded once per session.
 ACTIVITY_TABLES = (
     "access_log",
+    "clinic_quote",
+    "invitation",
     "idempotency_key",
     "event",
     "notification",
@@ -81,6 +83,8 @@ def base_config(database_url: str, **overrides: Any) -> dict[str, Any]:
         # Tests post many requests from one address; test_rate_limits sets its own.
         "RATE_LIMIT_INTAKE": "100000/minute",
         "ACKNOWLEDGEMENTS_PER_RECIPIENT_PER_DAY": 1000,
+        # One invited clinic per request unless a test is about fan-out (it sets more).
+        "QUOTE_FANOUT": 1,
         **overrides,
     }
 

@@ -518,3 +518,57 @@ def test_a_french_page_in_french_with_countries_by_name_and_a_french_budget(
         assert (stored.country_of_residence, stored.budget_eur) == ("BE", 30000)
         assert stored.preferred_language == "fr"
     page.close()
+
+
+# --- Urgent symptoms: the advice and the number come first ---
+
+
+def fill_urgent_form(page: Page, message: str) -> None:
+    page.fill("#full_name", "Marie Dubois")
+    page.fill("#email", "marie.dubois@example.org")
+    page.select_option("#country_of_residence", "US")
+    page.select_option("#preferred_language", "fr")
+    page.select_option("#destination", "BE")
+    page.select_option("#condition", "stroke")
+    page.fill("#message", message)
+    page.check("#consent_privacy")
+
+
+def test_an_urgent_answer_puts_the_advice_and_number_first(
+    browser: Browser, form_origin: str, start_api: Callable[..., str], app: Flask
+):
+    api = start_api([form_origin])
+    page, page_errors = open_form(browser, form_origin, api)
+    wait_until_ready(page)
+    fill_urgent_form(page, "Ma mère a la bouche de travers depuis ce matin et ne peut plus parler")
+    page.click("#submit")
+
+    notice = page.locator("#urgent")
+    expect(notice).to_be_visible()
+    expect(page.locator("#urgent-advice")).to_contain_text("Il peut s'agir d'une urgence")
+    expect(page.locator("#urgent-call")).to_contain_text("911")
+    expect(notice).to_be_focused()
+    expect(page.locator("#reference")).to_have_text(REFERENCE)
+    # The notice comes before the thank-you in the page.
+    order = page.evaluate(
+        "document.getElementById('urgent').compareDocumentPosition("
+        "document.getElementById('success')) & Node.DOCUMENT_POSITION_FOLLOWING"
+    )
+    assert order
+    assert page_errors == []
+    page.close()
+
+
+def test_a_calm_answer_shows_no_notice(
+    browser: Browser, form_origin: str, start_api: Callable[..., str], app: Flask
+):
+    api = start_api([form_origin])
+    page, page_errors = open_form(browser, form_origin, api)
+    wait_until_ready(page)
+    fill_urgent_form(page, "AVC en mars 2023, faiblesse du côté gauche.")
+    page.click("#submit")
+
+    expect(page.locator("#reference")).to_have_text(REFERENCE)
+    expect(page.locator("#urgent")).to_be_hidden()
+    assert page_errors == []
+    page.close()

@@ -23,6 +23,7 @@ def test_catalog_shape_in_english(client: FlaskClient):
         "destinations",
         "conditions",
         "treatments",
+        "quote_items",
         "languages",
         "consent",
         "disclaimers",
@@ -57,11 +58,19 @@ def test_disclaimers_carry_key_version_scope_and_text(client: FlaskClient):
     by_key = {d["key"]: d for d in disclaimers}
     assert GLOBAL_KEYS <= set(by_key)
     for key in GLOBAL_KEYS:
-        assert by_key[key]["scope"] == {"destination": None, "condition": None}
+        assert by_key[key]["scope"] == {"destination": None, "condition": None, "context": None}
         assert by_key[key]["required"] is True
         assert by_key[key]["language"] == "en"
-    assert by_key["destination-be"]["scope"] == {"destination": "BE", "condition": None}
-    assert by_key["stroke-emergency"]["scope"] == {"destination": None, "condition": "stroke"}
+    assert by_key["destination-be"]["scope"] == {
+        "destination": "BE",
+        "condition": None,
+        "context": None,
+    }
+    assert by_key["stroke-emergency"]["scope"] == {
+        "destination": None,
+        "condition": "stroke",
+        "context": None,
+    }
     assert all(isinstance(d["version"], int) and d["text"] for d in disclaimers)
 
 

@@ -133,7 +133,14 @@ def test_errors_are_summarised_and_next_to_each_field_with_the_values_kept(
     summary = page[
         page.index('id="error-summary"') : page.index("</ul>", page.index("error-summary"))
     ]
-    assert f'<a href="#email">{message}</a>' in summary
+    # Each entry names its field, so "This field is required." says which one.
+    label = {
+        "en": "Email address: ",
+        "fr": "Adresse e-mail : ",
+        "nl": "E-mailadres: ",
+        "de": "E-Mail-Adresse: ",
+    }
+    assert f'<a href="#email">{label[language]}{message}</a>' in summary
     assert 'href="#consent_privacy"' in summary
     assert re.search(r'<p class="error-message" id="email-error">.*' + re.escape(message), page)
     assert re.search(r'id="email"[^>]*aria-describedby="email-hint email-error"', page)

@@ -27,7 +27,8 @@ def test_valid_json_request_is_stored_with_event_and_outbox_row(client: FlaskCli
 
     assert response.status_code == 201
     body = response.get_json()
-    assert set(body) == {"reference", "status", "created_at"}
+    assert set(body) == {"reference", "status", "created_at", "urgent"}
+    assert body["urgent"] is False
     assert is_reference(body["reference"])
     assert body["status"] == "received"
     assert datetime.fromisoformat(body["created_at"]) >= before - timedelta(seconds=1)

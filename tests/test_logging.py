@@ -160,6 +160,13 @@ def test_one_request_id_follows_the_post_through_the_workers_tasks(
     assert api_line["request_id"] == request_id
     # The route task and both email tasks (written by the route task) log under it.
     route_lines = log_lines.where(task_name="quote.route_request")
+    # A task logs its end just after its commit: wait for both sends' lines.
+    assert wait_until(
+        lambda: (
+            len({line["task_id"] for line in log_lines.where(task_name="quote.send_notification")})
+            == 2
+        )
+    )
     send_lines = log_lines.where(task_name="quote.send_notification")
     assert route_lines and send_lines
     assert {line["request_id"] for line in route_lines + send_lines} == {request_id}

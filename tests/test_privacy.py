@@ -178,11 +178,18 @@ def test_retention_anonymises_old_closed_requests_and_drops_old_bodies(
         notification.created_at = utcnow() - timedelta(days=31)
     db.session.commit()
 
+    open_bodies = db.session.execute(
+        db.select(db.func.count(Notification.id)).where(
+            Notification.quote_request_id == stored(open_old).id
+        )
+    ).scalar()
+
     result = privacy.apply_retention()
 
     assert result["anonymised"] == 1
     # The anonymised request's bodies went with it; the open one's are dropped by age.
-    assert result["bodies_dropped"] == 2
+    assert open_bodies >= 2
+    assert result["bodies_dropped"] == open_bodies
     assert (
         db.session.execute(db.select(Notification).where(Notification.mime.is_not(None))).first()
         is None

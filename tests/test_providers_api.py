@@ -42,6 +42,8 @@ ITEM_FIELDS = {
     "created_at",
     "updated_at",
     "routed_today",
+    "response_rate",
+    "median_response_hours",
 }
 
 

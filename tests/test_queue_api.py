@@ -265,10 +265,12 @@ def test_detail_shows_routing_notifications_and_timeline(client, app_context, co
     assert set(kinds) == {"acknowledgement", "provider"}
     assert kinds["acknowledgement"]["status"] == "pending"
     assert kinds["acknowledgement"]["disclaimers"]
+    invited = len(body["invitations"])
+    assert invited >= 1
     assert [(e["type"], e["actor"]) for e in body["timeline"]] == [
         ("received", "patient"),
         ("routed", "system"),
-    ]
+    ] + [("invitation_sent", "system")] * invited
     assert all({"type", "actor", "at", "note"} <= set(e) for e in body["timeline"])
 
 

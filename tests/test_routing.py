@@ -133,7 +133,8 @@ def test_a_request_that_left_received_is_not_routed_again(portugal):
 def test_routing_writes_an_event_with_the_provider(portugal):
     provider = portugal("only")
     request = route()
-    event = request.events[-1]
+    # The routing event, then one invitation per invited clinic.
+    event = next(e for e in request.events if e.type == "routed")
     assert (event.type, event.actor) == ("routed", "system")
     assert event.data == {"provider_id": provider.id}
     assert provider.name in event.note

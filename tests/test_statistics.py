@@ -100,7 +100,11 @@ def test_an_empty_queue_is_all_zeros_and_no_medians(client, app_context, admin):
     assert {"BE", "AG"} <= set(body["counts"]["by_destination"])
     assert set(body["counts"]["by_destination"].values()) == {0}
     assert "stroke" in body["counts"]["by_condition"]
-    assert body["median_seconds"] == {"to_acknowledgement": None, "to_in_review": None}
+    assert body["median_seconds"] == {
+        "to_acknowledgement": None,
+        "to_in_review": None,
+        "to_first_quote": None,
+    }
     assert body["sla"] == {"first_response_hours": 24, "breached": 0}
 
 
@@ -242,6 +246,10 @@ def test_medians_on_sqlite_are_computed_too(sqlite_app: Flask):
         for request, seconds in zip(requests, (30, 90, 3000), strict=True):
             reviewed(request, timedelta(seconds=seconds))
         stats = request_statistics(created_after=datetime(2000, 1, 1, tzinfo=UTC))
-        assert stats["median_seconds"] == {"to_acknowledgement": None, "to_in_review": 90.0}
+        assert stats["median_seconds"] == {
+            "to_acknowledgement": None,
+            "to_in_review": 90.0,
+            "to_first_quote": None,
+        }
         assert stats["counts"]["by_status"]["in_review"] == 3
         db.session.remove()

@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
+    # Invitations expire to the minute; each sweep is idempotent (rows locked,
+    # emails deduplicated), so a late or repeated run is harmless.
+    "sweep-invitations": {"task": "quote.sweep_invitations", "schedule": 60.0},
     # Idempotent: a request is alerted once, so a late or repeated run is harmless.
     "check-sla": {"task": "quote.check_sla", "schedule": 300.0},
     # Sends at most one digest per COORDINATOR_ALERT_INTERVAL_MINUTES; checking every

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from quote_service.services import alerts, idempotency, notifications, pipeline, privacy, sla
+from quote_service.services import (
+    alerts,
+    idempotency,
+    invitations,
+    notifications,
+    pipeline,
+    privacy,
+    sla,
+)
 
 # acks_late + reject_on_worker_lost (set app-wide): a task killed mid-way is
 # delivered again; the services make a second run change nothing.
@@ -42,3 +50,9 @@ def apply_retention() -> dict[str, int]:
 def purge_idempotency_keys() -> int:
     """Beat: forget Idempotency-Keys older than their 24 h lifetime."""
     return idempotency.purge_expired()
+
+
+@shared_task(name="quote.sweep_invitations")
+def sweep_invitations() -> dict[str, int]:
+    """Beat: remind clinics at half time, expire late invitations, invite the next clinics."""
+    return invitations.sweep()

@@ -8,7 +8,7 @@ difference is gone a day after the upgrade. A digest of coordinator alerts
 names many requests, so `notification.quote_request_id` may be empty.
 
 Revision ID: 0007_edges
-Revises: 0010_console
+Revises: 0011_urgent
 Create Date: 2026-12-01 21:40:00
 
 """
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0007_edges'
-down_revision = '0010_console'
+down_revision = '0011_urgent'
 branch_labels = None
 depends_on = None
 

@@ -6,18 +6,33 @@ from flask import Flask
 
 from quote_service.api import (
     catalog,
+    clinic,
     intake,
     operations,
     privacy,
     providers,
     queue,
+    quotes,
+    safety,
     statistics,
 )
 from quote_service.api.auth import SECURITY_SCHEMES
 from quote_service.extensions import api
+from quote_service.web import clinic as clinic_pages
 from quote_service.web import views as web_views
 
-BLUEPRINT_MODULES = (catalog, intake, queue, providers, statistics, privacy, operations)
+BLUEPRINT_MODULES = (
+    catalog,
+    intake,
+    queue,
+    quotes,
+    clinic,
+    safety,
+    providers,
+    statistics,
+    privacy,
+    operations,
+)
 
 
 def register_blueprints(app: Flask) -> None:
@@ -27,3 +42,4 @@ def register_blueprints(app: Flask) -> None:
         api.register_blueprint(module.blp)
     # Pages for people (HTML), outside the OpenAPI.
     app.register_blueprint(web_views.blp)
+    app.register_blueprint(clinic_pages.bp)

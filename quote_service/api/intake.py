@@ -13,6 +13,7 @@ from werkzeug.urls import iri_to_uri
 
 from quote_service.api.parsing import FORM_MIMETYPE, Blueprint
 from quote_service.extensions import limiter
+from quote_service.safety.signs import ruleset
 from quote_service.schemas.intake import (
     QuoteRequestCreatedSchema,
     QuoteRequestInSchema,
@@ -23,6 +24,8 @@ from quote_service.services import idempotency, intake
 blp = Blueprint(
     "intake", __name__, url_prefix="/api/v1", description="Public intake of quote requests"
 )
+# Compile the urgent-sign rules when the app is built, not on a patient's first request.
+blp.record_once(lambda state: ruleset())
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -114,7 +117,16 @@ def create_quote_request(
 
 def created_body(receipt: intake.Receipt) -> dict[str, Any]:
     # Spam and linked resubmissions look like any other success.
-    return {"reference": receipt.reference, "status": "received", "created_at": receipt.created_at}
+    body: dict[str, Any] = {
+        "reference": receipt.reference,
+        "status": "received",
+        "created_at": receipt.created_at,
+        "urgent": receipt.urgent,
+    }
+    if receipt.urgent:
+        body["advice"] = receipt.advice
+        body["emergency_number"] = receipt.emergency_number
+    return body
 
 
 def location_of(receipt: intake.Receipt) -> str:
@@ -179,6 +191,13 @@ def form_outcome(response: Response) -> dict[str, str] | None:
     if not isinstance(body, dict):
         return None
     if response.status_code == 201 and "reference" in body:
+        if body.get("urgent"):
+            # The page must show the emergency advice first; the number is no secret.
+            return {
+                "reference": body["reference"],
+                "urgent": "1",
+                "emergency_number": str(body.get("emergency_number", "")),
+            }
         return {"reference": body["reference"]}
     error = body.get("error")
     if response.status_code < 400 or not isinstance(error, dict):

@@ -92,23 +92,27 @@ def load_filters(
 def view_counts(active: str | None) -> list[dict[str, Any]]:
     known = query_fields()
     counted = []
+    loaded = []
     for slug, label, params in VIEWS:
-        available = set(params) <= known
-        count = None
-        if available:
+        filters = None
+        if set(params) <= known:
             filters, _ = load_filters({k: list(v) for k, v in params.items()})
-            if filters is not None:
-                count = queue.count_requests(filters, me().id, COUNT_CAP)
         counted.append(
             {
                 "slug": slug,
                 "label": label,
-                "count": count,
-                "capped": count is not None and count >= COUNT_CAP,
-                "available": available,
+                "count": None,
+                "capped": False,
+                "available": filters is not None,
                 "active": slug == active,
             }
         )
+        if filters is not None:
+            loaded.append((counted[-1], filters))
+    counts = queue.count_many([filters for _, filters in loaded], me().id, COUNT_CAP)
+    for (view, _), count in zip(loaded, counts, strict=True):
+        view["count"] = count
+        view["capped"] = count >= COUNT_CAP
     return counted
 
 
@@ -120,12 +124,10 @@ def queue_url(params: dict[str, list[str]], **extra: str) -> str:
 
 
 def filter_choices() -> dict[str, Any]:
-    described = catalog.catalog("en")
     return {
         "statuses": STATUSES,
-        "destinations": [(d["code"], d["name"]) for d in described["destinations"]],
-        "conditions": [(c["slug"], c["name"]) for c in described["conditions"]],
-        "clinics": [(p["id"], p["name"]) for p in providers.list_providers()],
+        **catalog.names("en"),
+        "clinics": providers.names(),
         "users": [u for u in users.list_users() if u.revoked_at is None],
     }
 

@@ -8,8 +8,17 @@ from quote_service.models.catalog import (
     Destination,
     Disclaimer,
     Language,
+    QuoteItem,
     Treatment,
     destination_condition,
+)
+from quote_service.models.clinic_quote import (
+    DECLINE_REASONS,
+    EVIDENCE_LEVELS,
+    INVITATION_STATUSES,
+    QUOTE_STATUSES,
+    ClinicQuote,
+    Invitation,
 )
 from quote_service.models.console import Presence, SignInFailure
 from quote_service.models.idempotency import IdempotencyKey
@@ -20,14 +29,22 @@ from quote_service.models.notification import (
 )
 from quote_service.models.outbox import OutboxMessage
 from quote_service.models.provider import Provider, provider_condition
-from quote_service.models.quote_request import STATUSES, Event, QuoteRequest
+from quote_service.models.quote_request import SAFETY_VERDICTS, STATUSES, Event, QuoteRequest
 from quote_service.models.routing import RoutingDecision
 from quote_service.models.user import ROLES, User
 
 __all__ = [
+    "DECLINE_REASONS",
+    "EVIDENCE_LEVELS",
+    "INVITATION_STATUSES",
+    "QUOTE_STATUSES",
+    "ClinicQuote",
+    "Invitation",
+    "QuoteItem",
     "NOTIFICATION_KINDS",
     "NOTIFICATION_STATUSES",
     "ROLES",
+    "SAFETY_VERDICTS",
     "STATUSES",
     "AccessLog",
     "Base",

@@ -76,12 +76,25 @@ class Disclaimer(Base):
     destination_code: Mapped[str | None] = mapped_column(ForeignKey("destination.code"))
     condition_slug: Mapped[str | None] = mapped_column(ForeignKey("condition.slug"))
     required: Mapped[bool] = mapped_column(default=True)
+    # None: every message in scope; "quote": only emails that carry clinics' quotes.
+    context: Mapped[str | None] = mapped_column(String(16))
     # A disclaimer dropped from the catalog is retired, never deleted: sent
     # messages keep pointing at the exact version they carried.
     active: Mapped[bool] = mapped_column(default=True)
     position: Mapped[int] = mapped_column(default=0)
     text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class QuoteItem(Base):
+    """What a clinic's price can include or exclude (flights, anaesthetist, tests...)."""
+
+    __tablename__ = "quote_item"
+
+    slug: Mapped[str] = mapped_column(String(64), primary_key=True)
+    names: Mapped[Names] = mapped_column(JSON)
+    active: Mapped[bool] = mapped_column(default=True)
+    position: Mapped[int] = mapped_column(default=0)
 
 
 class ConsentText(Base):

@@ -14,9 +14,15 @@ from quote_service.models.base import Base, EncryptedText, UTCDateTime, utcnow
 
 NOTIFICATION_KINDS = (
     "acknowledgement",
+    # The invitation to quote, one per invited clinic (the first round's provider email).
     "provider",
+    "invitation_reminder",
+    "quotes",
     "unroutable_alert",
     "sla_alert",
+    "urgent_alert",
+    "no_quotes_alert",
+    "interest_alert",
     "alert_digest",
 )
 # pending -> sending -> sent; sending -> pending (retry) or failed. blocked (a

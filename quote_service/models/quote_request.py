@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import JSON, Date, ForeignKey, Index, String
+from sqlalchemy import JSON, Date, ForeignKey, Index, String, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from quote_service.addresses import mailbox
@@ -27,6 +27,8 @@ STATUSES = (
     "withdrawn",
     "spam",
 )
+# A coordinator's verdict on an urgent flag (see quote_service/services/safety.py).
+SAFETY_VERDICTS = ("confirmed", "false_alarm")
 
 
 class QuoteRequest(Base):
@@ -68,6 +70,12 @@ class QuoteRequest(Base):
 
     provider_id: Mapped[int | None] = mapped_column(ForeignKey("provider.id"))
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
+    # Urgent symptoms: flagged at intake by the urgent-sign rules, with the rules
+    # that matched and their version (`safety`), then reviewed by a coordinator.
+    urgent: Mapped[bool] = mapped_column(default=False, server_default=false())
+    safety: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    safety_verdict: Mapped[str | None] = mapped_column(String(20))
+
     # Bumped by every coordinator change; stale writers get 409/412 (the ETag).
     version: Mapped[int] = mapped_column(default=1, server_default="1")
 
@@ -92,6 +100,7 @@ class QuoteRequest(Base):
         Index("ix_quote_request_email_hash", "email_hash", "created_at"),
         Index("ix_quote_request_mailbox_hash", "email_mailbox_hash", "created_at"),
         Index("ix_quote_request_phone_hash", "phone_hash"),
+        Index("ix_quote_request_urgent_created", "urgent", "created_at", "id"),
     )
 
     @validates("email")

@@ -40,6 +40,10 @@ class ConsentOutSchema(ma.Schema):
 class ScopeSchema(ma.Schema):
     destination = ma.fields.String(allow_none=True)
     condition = ma.fields.String(allow_none=True)
+    context = ma.fields.String(
+        allow_none=True,
+        metadata={"description": 'null: every message in scope; "quote": quote emails only.'},
+    )
 
 
 class DisclaimerOutSchema(ma.Schema):
@@ -60,6 +64,10 @@ class CatalogSchema(ma.Schema):
     destinations = ma.fields.List(ma.fields.Nested(DestinationOutSchema))
     conditions = ma.fields.List(ma.fields.Nested(NamedSchema))
     treatments = ma.fields.List(ma.fields.Nested(NamedSchema))
+    quote_items = ma.fields.List(
+        ma.fields.Nested(NamedSchema),
+        metadata={"description": "What a clinic's quote can include or exclude."},
+    )
     languages = ma.fields.List(ma.fields.String())
     countries = ma.fields.List(
         ma.fields.Nested(CountrySchema),
@@ -107,6 +115,9 @@ class FileProviderSchema(StrictSchema):
 class FileScopeSchema(StrictSchema):
     destination = ma.fields.String(allow_none=True, load_default=None)
     condition = ma.fields.String(allow_none=True, load_default=None)
+    context = ma.fields.String(
+        allow_none=True, load_default=None, validate=ma.validate.OneOf(["quote"])
+    )
 
 
 class FileDisclaimerSchema(StrictSchema):
@@ -125,6 +136,7 @@ class CatalogFileSchema(StrictSchema):
     providers = ma.fields.List(ma.fields.Nested(FileProviderSchema), load_default=list)
     consent = Names
     disclaimers = ma.fields.List(ma.fields.Nested(FileDisclaimerSchema), required=True)
+    quote_items = ma.fields.List(ma.fields.Nested(FileNamedSchema), load_default=list)
 
     @ma.validates_schema
     def references_exist(self, data: dict[str, Any], **kwargs: Any) -> None:

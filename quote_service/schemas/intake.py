@@ -241,3 +241,23 @@ class QuoteRequestCreatedSchema(StrictSchema):
     reference = ma.fields.String(required=True, metadata={"example": "QR-7K4M2P9X"})
     status = ma.fields.String(required=True, metadata={"example": "received"})
     created_at = ma.fields.DateTime(required=True)
+    urgent = ma.fields.Boolean(
+        required=True,
+        metadata={
+            "description": "True when the message may describe an emergency happening now: "
+            "show `advice` first. A safety notice, never a diagnosis."
+        },
+    )
+    advice = ma.fields.String(
+        metadata={
+            "description": "Only when urgent: what to tell the patient at once, in their "
+            'language ("This may be an emergency... call 112").'
+        }
+    )
+    emergency_number = ma.fields.String(
+        metadata={
+            "description": "Only when urgent: the emergency number of the country of "
+            "residence (112 when unknown).",
+            "example": "112",
+        }
+    )

@@ -107,6 +107,17 @@ class ProviderOutSchema(ma.Schema):
     routed_today = ma.fields.Integer(
         required=True, metadata={"description": "Requests routed to it since midnight UTC."}
     )
+    response_rate = ma.fields.Float(
+        allow_none=True,
+        metadata={
+            "description": "Invitations answered in time / invitations with a known outcome "
+            "(answered, declined or expired), last 90 days; null with none."
+        },
+    )
+    median_response_hours = ma.fields.Float(
+        allow_none=True,
+        metadata={"description": "Median hours from invitation to answer, last 90 days."},
+    )
 
 
 class ProviderListSchema(ma.Schema):

@@ -9,6 +9,7 @@ import marshmallow as ma
 from quote_service.models import STATUSES
 from quote_service.schemas.base import StrictSchema, Text, UTCDateTime
 from quote_service.schemas.fields import CountryCode
+from quote_service.schemas.quotes import InvitationSchema, QuoteSchema
 
 NOTE = Text(multiline=True, validate=ma.validate.Length(min=1, max=5000))
 # Ids are 32-bit integers in the database; a larger one must be a 422, not a 500.
@@ -44,6 +45,9 @@ class QueueQuerySchema(StrictSchema):
     waiting_on = Text(
         validate=ma.validate.OneOf(["clinic"]),
         metadata={"description": "`clinic`: routed to a clinic and not yet quoted."},
+    )
+    urgent = ma.fields.Boolean(
+        metadata={"description": "`true`: only requests flagged for urgent symptoms."}
     )
     sort = Text(
         load_default="newest",
@@ -84,6 +88,7 @@ class QueueItemSchema(ma.Schema):
     treatment = ma.fields.String(attribute="treatment_slug")
     preferred_language = ma.fields.String()
     full_name = ma.fields.String()
+    urgent = ma.fields.Boolean(metadata={"description": "Flagged for urgent symptoms."})
     provider = ma.fields.Nested(ProviderRefSchema, allow_none=True)
     assignee = ma.fields.Nested(UserRefSchema, allow_none=True)
     viewers = ma.fields.List(
@@ -162,7 +167,15 @@ class RequestDetailSchema(QueueItemSchema):
     consent = ma.fields.Method("dump_consent")
     routing = ma.fields.Nested(RoutingSchema)
     notifications = ma.fields.List(ma.fields.Nested(NotificationSchema))
+    invitations = ma.fields.List(ma.fields.Nested(InvitationSchema))
+    quotes = ma.fields.List(ma.fields.Nested(QuoteSchema))
     timeline = ma.fields.List(ma.fields.Nested(EventSchema))
+    safety = ma.fields.Nested(
+        "SafetySchema",
+        metadata={
+            "description": "Urgent symptoms: the rules that matched, their version, the review."
+        },
+    )
 
     def dump_consent(self, detail: dict[str, Any]) -> dict[str, Any]:
         return ConsentSchema().dump(detail)
@@ -209,3 +222,26 @@ class RouteInSchema(StrictSchema):
 
 class ResendInSchema(StrictSchema):
     note = NOTE
+
+
+# --- Urgent symptoms (see quote_service/services/safety.py) ---
+
+
+class MatchedRuleSchema(ma.Schema):
+    id = ma.fields.String()
+    category = ma.fields.String()
+    label = ma.fields.String()
+    language = ma.fields.String(metadata={"description": "The language whose words matched."})
+
+
+class SafetySchema(ma.Schema):
+    urgent = ma.fields.Boolean()
+    rules_version = ma.fields.String(
+        allow_none=True, metadata={"description": "The version of the rule file that flagged it."}
+    )
+    rules = ma.fields.List(ma.fields.Nested(MatchedRuleSchema))
+    verdict = ma.fields.String(
+        allow_none=True, metadata={"description": "`confirmed`, `false_alarm` or null."}
+    )
+    reviewed_by = ma.fields.String(allow_none=True)
+    reviewed_at = ma.fields.DateTime(allow_none=True)

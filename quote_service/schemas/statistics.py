@@ -49,6 +49,11 @@ class MedianSecondsSchema(ma.Schema):
         allow_none=True,
         metadata={"description": "From the request to its first move to in_review."},
     )
+    to_first_quote = ma.fields.Float(
+        required=True,
+        allow_none=True,
+        metadata={"description": "From the request to the first quote a clinic submitted."},
+    )
 
 
 class SlaSchema(ma.Schema):
@@ -59,7 +64,19 @@ class SlaSchema(ma.Schema):
     )
 
 
+class SafetyCountsSchema(ma.Schema):
+    flagged = ma.fields.Integer(
+        required=True, metadata={"description": "Requests flagged for urgent symptoms."}
+    )
+    confirmed = ma.fields.Integer(required=True, metadata={"description": "Reviewed: urgent."})
+    false_alarm = ma.fields.Integer(
+        required=True, metadata={"description": "Reviewed: a false alarm."}
+    )
+    unreviewed = ma.fields.Integer(required=True)
+
+
 class StatisticsSchema(ma.Schema):
     counts = ma.fields.Nested(CountsSchema, required=True)
     median_seconds = ma.fields.Nested(MedianSecondsSchema, required=True)
     sla = ma.fields.Nested(SlaSchema, required=True)
+    safety = ma.fields.Nested(SafetyCountsSchema, required=True)

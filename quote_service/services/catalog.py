@@ -15,6 +15,7 @@ from quote_service.models import (
     Destination,
     Disclaimer,
     Language,
+    QuoteItem,
     Treatment,
 )
 from quote_service.services.countries import countries
@@ -59,13 +60,57 @@ def current_disclaimers(language: str) -> list[Disclaimer]:
     return list(newest.values())
 
 
-def disclaimers_in_scope(language: str, destination: str, condition: str) -> list[Disclaimer]:
-    """Every current disclaimer that applies to a request: global, destination, condition."""
+def disclaimers_in_scope(
+    language: str, destination: str, condition: str, context: str | None = None
+) -> list[Disclaimer]:
+    """Every current disclaimer that applies to a message about a request.
+
+    Global, destination and condition scopes as the request says; a disclaimer
+    with a `context` ("quote") only in messages of that context.
+    """
     return [
         d
         for d in current_disclaimers(language)
-        if d.destination_code in (None, destination) and d.condition_slug in (None, condition)
+        if d.destination_code in (None, destination)
+        and d.condition_slug in (None, condition)
+        and d.context in (None, context)
     ]
+
+
+def names(language: str) -> dict[str, list[tuple[str, str]]]:
+    """Active destinations and conditions as (code, name) pairs: what a filter offers."""
+    destinations = db.session.execute(
+        db.select(Destination.code, Destination.names)
+        .where(Destination.active.is_(True))
+        .order_by(Destination.position, Destination.code)
+    )
+    conditions = db.session.execute(
+        db.select(Condition.slug, Condition.names)
+        .where(Condition.active.is_(True))
+        .order_by(Condition.position, Condition.slug)
+    )
+    return {
+        "destinations": [(code, translated(n, language)) for code, n in destinations],
+        "conditions": [(slug, translated(n, language)) for slug, n in conditions],
+    }
+
+
+def quote_items() -> list[QuoteItem]:
+    return list(
+        db.session.execute(
+            db.select(QuoteItem)
+            .where(QuoteItem.active.is_(True))
+            .order_by(QuoteItem.position, QuoteItem.slug)
+        ).scalars()
+    )
+
+
+def quote_item_names(language: str) -> dict[str, str]:
+    """Every quote item's name in `language`, retired ones included (old quotes name them)."""
+    return {
+        item.slug: translated(item.names, language)
+        for item in db.session.execute(db.select(QuoteItem)).scalars()
+    }
 
 
 def catalog(language: str) -> dict[str, Any]:
@@ -97,6 +142,9 @@ def catalog(language: str) -> dict[str, Any]:
         ],
         "conditions": [{"slug": c.slug, "name": translated(c.names, language)} for c in conditions],
         "treatments": [{"slug": t.slug, "name": translated(t.names, language)} for t in treatments],
+        "quote_items": [
+            {"slug": item.slug, "name": translated(item.names, language)} for item in quote_items()
+        ],
         "languages": languages(),
         # For forms: countries of residence by name, and the usual wait for an answer.
         "countries": [{"code": code, "name": name} for code, name in countries(language)],
@@ -112,7 +160,11 @@ def catalog(language: str) -> dict[str, Any]:
                 "version": d.version,
                 "required": d.required,
                 "language": d.language,
-                "scope": {"destination": d.destination_code, "condition": d.condition_slug},
+                "scope": {
+                    "destination": d.destination_code,
+                    "condition": d.condition_slug,
+                    "context": d.context,
+                },
                 "text": d.text,
             }
             for d in current_disclaimers(language)

@@ -34,7 +34,9 @@ from quote_service.models import (
     destination_condition,
     utcnow,
 )
-from quote_service.services import outbox
+from quote_service.safety.emergency import advice
+from quote_service.safety.signs import Assessment, assess
+from quote_service.services import outbox, safety
 from quote_service.services.catalog import current_consent, languages, translated
 from quote_service.services.references import new_reference
 
@@ -54,6 +56,10 @@ class Receipt:
 
     reference: str
     created_at: datetime
+    # Urgent symptoms: when true, what the submitter must be told at once.
+    urgent: bool = False
+    advice: str | None = None
+    emergency_number: str | None = None
 
 
 BeforeCommit = Callable[[Receipt], None]
@@ -122,11 +128,13 @@ def _take_in(
     # Spam never links: a bot must not learn, or touch, what a patient sent.
     is_spam = bool(data.get("website"))
     now = utcnow()
+    # Read before anything is written: the rules are compiled once per process.
+    assessment = assess(data.get("message"))
     for attempt in range(REFERENCE_ATTEMPTS):
         if link_duplicates and not is_spam:
             earlier = _open_duplicate(data, now)
             if earlier is not None:
-                return _link(earlier, now, before_commit)
+                return _link(earlier, now, before_commit, assessment, data)
         request = _new_request(data, consent, is_spam, now)
         db.session.add(request)
         try:
@@ -139,8 +147,20 @@ def _take_in(
             continue
         if not is_spam:
             outbox.enqueue(outbox.TOPIC_RECEIVED, {"quote_request_id": request.id}, now)
-        return request, _commit(Receipt(request.reference, request.created_at), before_commit)
+        safety.flag(request, assessment, now)
+        receipt = _receipt(request.reference, request.created_at, assessment, data)
+        return request, _commit(receipt, before_commit)
     raise AssertionError("unreachable")
+
+
+def _receipt(
+    reference: str, created_at: datetime, assessment: Assessment, data: dict[str, Any]
+) -> Receipt:
+    """The answer, with the emergency advice in the submitter's language when urgent."""
+    if not assessment.urgent:
+        return Receipt(reference, created_at)
+    text, number = advice(data["preferred_language"], data["country_of_residence"])
+    return Receipt(reference, created_at, True, text, number)
 
 
 def _commit(receipt: Receipt, before_commit: BeforeCommit | None) -> Receipt:
@@ -234,7 +254,11 @@ def submission_lock_key(email: str, condition: str, destination: str) -> int:
 
 
 def _link(
-    earlier: QuoteRequest, now: datetime, before_commit: BeforeCommit | None
+    earlier: QuoteRequest,
+    now: datetime,
+    before_commit: BeforeCommit | None,
+    assessment: Assessment,
+    data: dict[str, Any],
 ) -> tuple[QuoteRequest, Receipt]:
     # No outbox row: the patient already has (or will get) the acknowledgement of the first.
     db.session.add(
@@ -246,5 +270,8 @@ def _link(
             note="The same request was submitted again and linked to this one.",
         )
     )
-    receipt = Receipt(earlier.reference, earlier.created_at)
+    # Urgent words in the resubmission flag the open request (once) and are
+    # answered with the advice, whatever the first submission said.
+    safety.flag(earlier, assessment, now)
+    receipt = _receipt(earlier.reference, earlier.created_at, assessment, data)
     return earlier, _commit(receipt, before_commit)

@@ -17,11 +17,14 @@ from __future__ import annotations
 import gettext
 import logging
 import random
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
 import pycountry
+from babel.dates import format_date
+from babel.numbers import format_currency
 from flask import current_app
 
 from quote_service.addresses import mailbox
@@ -31,10 +34,12 @@ from quote_service.mail.guard import missing_disclaimers
 from quote_service.mail.rendering import body_sha256, build_message, environment, render
 from quote_service.mail.sender import SendError, TransientSendError, sender_from_config
 from quote_service.models import (
+    ClinicQuote,
     Condition,
     Destination,
     Disclaimer,
     Event,
+    Invitation,
     Notification,
     OutboxMessage,
     Provider,
@@ -43,8 +48,14 @@ from quote_service.models import (
     Treatment,
     utcnow,
 )
+from quote_service.safety.emergency import advice
 from quote_service.services import alerts, outbox
-from quote_service.services.catalog import DEFAULT_LANGUAGE, disclaimers_in_scope, translated
+from quote_service.services.catalog import (
+    DEFAULT_LANGUAGE,
+    disclaimers_in_scope,
+    quote_item_names,
+    translated,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,19 +65,20 @@ TEMPLATE_LANGUAGES = ("en", "fr", "nl", "de")
 
 
 def acknowledgement_disclaimers(
-    language: str, destination: str, condition: str
+    language: str, destination: str, condition: str, context: str | None = None
 ) -> list[Disclaimer]:
     """Every disclaimer in scope, in the patient's language.
 
-    A disclaimer that has no text in that language yet still goes out, in
+    `context="quote"` adds the disclaimers only quote emails carry. A
+    disclaimer that has no text in that language yet still goes out, in
     English: a missing translation must never drop a required disclaimer.
     """
-    chosen = disclaimers_in_scope(language, destination, condition)
+    chosen = disclaimers_in_scope(language, destination, condition, context)
     if language != DEFAULT_LANGUAGE:
         have = {d.key for d in chosen}
         chosen += [
             d
-            for d in disclaimers_in_scope(DEFAULT_LANGUAGE, destination, condition)
+            for d in disclaimers_in_scope(DEFAULT_LANGUAGE, destination, condition, context)
             if d.key not in have
         ]
     return chosen
@@ -94,6 +106,11 @@ def _labels(request: QuoteRequest, language: str) -> dict[str, str]:
         "treatment_name": translated(treatment.names, language),
         "language_name": language_label(request.preferred_language, language),
     }
+
+
+def labels(request: QuoteRequest, language: str) -> dict[str, str]:
+    """The request's condition, destination, treatment and language named in `language`."""
+    return _labels(request, language)
 
 
 def _template_language(language: str) -> str:
@@ -245,6 +262,7 @@ def prepare_acknowledgement(request: QuoteRequest, dedupe_key: str | None = None
         "response_hours": current_app.config["SLA_FIRST_RESPONSE_HOURS"],
         "routed": request.provider_id is not None,
         "disclaimers": disclaimers,
+        **_urgent_context(request, language),
         **_labels(request, language),
     }
     return _record(
@@ -258,25 +276,121 @@ def prepare_acknowledgement(request: QuoteRequest, dedupe_key: str | None = None
     )
 
 
-def prepare_provider_email(request: QuoteRequest, provider: Provider, decision_id: int):
-    """The minimum a clinic needs to quote: no name, email or phone of the patient."""
-    language = _template_language(provider.languages[0] if provider.languages else "en")
+def _urgent_context(request: QuoteRequest, language: str) -> dict[str, Any]:
+    """The emergency advice an urgent request's acknowledgement opens with."""
+    if not request.urgent:
+        return {"urgent": False, "urgent_advice": None, "emergency_number": None}
+    text, number = advice(language, request.country_of_residence)
+    return {"urgent": True, "urgent_advice": text, "emergency_number": number}
+
+
+def prepare_urgent_alert(request: QuoteRequest) -> Notification:
+    """Tell the coordinators at once that a request may describe an emergency; once each.
+
+    Its subject and body carry no health text: the matched signs are in the
+    request's detail, behind a coordinator's token.
+    """
+    _, number = advice("en", request.country_of_residence)
     context = {
+        "reference": request.reference,
+        "country": request.country_of_residence,
+        "language_name": language_label(request.preferred_language, "en"),
+        "emergency_number": number,
+        "received_at": request.created_at.strftime("%Y-%m-%d %H:%M UTC"),
+    }
+    return _record(
+        request,
+        "urgent_alert",
+        f"urgent_alert:{request.id}",
+        current_app.config["COORDINATORS_EMAIL"],
+        "en",
+        context,
+    )
+
+
+def deadline_text(moment: datetime) -> str:
+    """A deadline every clinic reads alike, wherever it is: `2027-01-31 14:00 UTC`."""
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+
+
+def _clinic_language(provider: Provider) -> str:
+    return _template_language(provider.languages[0] if provider.languages else "en")
+
+
+def _clinic_context(request: QuoteRequest, provider: Provider, language: str) -> dict[str, Any]:
+    """What a clinic may know of a request: never the patient's name, email or phone."""
+    return {
         "reference": request.reference,
         "provider_name": provider.name,
         "patient_age": request.patient_age,
         "travel_from": request.travel_from.isoformat() if request.travel_from else None,
         "travel_to": request.travel_to.isoformat() if request.travel_to else None,
         "message": request.message,
-        "response_hours": current_app.config["SLA_FIRST_RESPONSE_HOURS"],
         **_labels(request, language),
+    }
+
+
+def prepare_provider_email(
+    request: QuoteRequest, provider: Provider, invitation: Invitation, link: str
+) -> Notification:
+    """A clinic's invitation to quote, with its own link: the minimum a clinic needs."""
+    language = _clinic_language(provider)
+    context = {
+        **_clinic_context(request, provider, language),
+        "link": link,
+        "respond_by": deadline_text(invitation.respond_by),
+        "response_hours": f"{current_app.config['CLINIC_RESPONSE_HOURS']:g}",
     }
     return _record(
         request,
         "provider",
-        f"provider:{request.id}:{decision_id}",
+        # The salt changes when a closed invitation is reopened: a new email.
+        f"provider:{request.id}:{invitation.id}:{invitation.token_salt}",
         provider.contact_email,
         language,
+        context,
+    )
+
+
+def prepare_invitation_reminder(
+    request: QuoteRequest, invitation: Invitation, link: str
+) -> Notification:
+    """The one reminder of an unanswered invitation, half way to its deadline."""
+    provider = invitation.provider
+    language = _clinic_language(provider)
+    context = {
+        "reference": request.reference,
+        "provider_name": provider.name,
+        "link": link,
+        "respond_by": deadline_text(invitation.respond_by),
+        **_labels(request, language),
+    }
+    return _record(
+        request,
+        "invitation_reminder",
+        f"invitation_reminder:{invitation.id}",
+        provider.contact_email,
+        language,
+        context,
+    )
+
+
+def prepare_no_quotes_alert(request: QuoteRequest, invitations: list[Invitation]) -> Notification:
+    """Tell the coordinators, once, that every clinic was asked and none quoted."""
+    context = {
+        "reference": request.reference,
+        "invitations": [
+            {"name": i.provider.name, "status": i.status, "reason": i.decline_reason}
+            for i in invitations
+        ],
+        **_labels(request, "en"),
+    }
+    return _record(
+        request,
+        "no_quotes_alert",
+        f"no_quotes_alert:{request.id}",
+        current_app.config["COORDINATORS_EMAIL"],
+        "en",
         context,
     )
 
@@ -295,17 +409,6 @@ def prepare_unroutable_alert(request: QuoteRequest, decision: RoutingDecision) -
         "en",
         context,
     )
-
-
-def after_routing(request: QuoteRequest, decision: RoutingDecision) -> list[Notification]:
-    """The emails a routing decision calls for: acknowledgement, then provider or alert."""
-    notifications = [prepare_acknowledgement(request)]
-    if decision.provider_id is not None:
-        provider = db.session.get_one(Provider, decision.provider_id)
-        notifications.append(prepare_provider_email(request, provider, decision.id))
-    else:
-        notifications.append(prepare_unroutable_alert(request, decision))
-    return notifications
 
 
 def backoff(attempts: int) -> timedelta:
@@ -404,6 +507,64 @@ def _failed_attempt(
         _event(request, f"{notification.kind}_deferred", notification.last_error, notification)
     db.session.commit()
     return "failed" if gave_up else "deferred"
+
+
+def _quote_view(quote: ClinicQuote, language: str, items: dict[str, str]) -> dict[str, Any]:
+    """One quote as the patient reads it: amounts and dates in their language's formats."""
+
+    def money(amount: Decimal) -> str:
+        return format_currency(amount, quote.currency, locale=language)
+
+    def day(value: date | None) -> str | None:
+        return format_date(value, format="long", locale=language) if value else None
+
+    return {
+        "clinic": quote.provider.name,
+        "price": money(quote.price_min)
+        if quote.price_max is None or quote.price_max == quote.price_min
+        else f"{money(quote.price_min)} – {money(quote.price_max)}",
+        "is_range": quote.price_max is not None and quote.price_max != quote.price_min,
+        "includes": [items.get(slug, slug) for slug in quote.includes],
+        "excludes": [items.get(slug, slug) for slug in quote.excludes],
+        "valid_until": day(quote.valid_until),
+        "earliest_start": day(quote.earliest_start),
+        "evidence": quote.evidence,
+        "trial_id": quote.trial_id,
+        "doctor": quote.doctor,
+        "notes": quote.notes,
+    }
+
+
+def prepare_quotes_email(
+    request: QuoteRequest, quotes: list[ClinicQuote], dedupe_key: str
+) -> Notification:
+    """The patient's quotes side by side, with every disclaimer in scope for quotes."""
+    language = _template_language(request.preferred_language)
+    disclaimers = acknowledgement_disclaimers(
+        language, request.destination_code, request.condition_slug, context="quote"
+    )
+    items = quote_item_names(language)
+    context = {
+        "reference": request.reference,
+        "full_name": request.full_name,
+        "quotes": [_quote_view(q, language, items) for q in quotes],
+        "disclaimers": disclaimers,
+        **_labels(request, language),
+    }
+    return _record(request, "quotes", dedupe_key, request.email, language, context, disclaimers)
+
+
+def prepare_interest_alert(request: QuoteRequest, quote: ClinicQuote) -> Notification:
+    """Tell the coordinators a patient is interested in one quote; once per quote."""
+    context = {"reference": request.reference, "clinic": quote.provider.name}
+    return _record(
+        request,
+        "interest_alert",
+        f"interest_alert:{request.id}:{quote.id}",
+        current_app.config["COORDINATORS_EMAIL"],
+        "en",
+        context,
+    )
 
 
 def prepare_sla_alert(request: QuoteRequest) -> Notification:

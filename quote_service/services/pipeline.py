@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from quote_service.extensions import db
 from quote_service.models import QuoteRequest
-from quote_service.services import notifications, outbox, routing
+from quote_service.services import invitations, outbox, routing
 
 
 def process_received(outbox_id: int) -> str:
@@ -24,7 +24,7 @@ def process_received(outbox_id: int) -> str:
     outcome = "skipped"
     if request.status == "received":
         decision = routing.decide(request)
-        notifications.after_routing(request, decision)
+        invitations.after_routing(request, decision)
         outcome = decision.outcome
     outbox.complete(row)
     db.session.commit()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from flask import current_app
@@ -11,13 +12,16 @@ from quote_service.crypto import keyring
 from quote_service.extensions import db
 from quote_service.models import (
     AccessLog,
+    ClinicQuote,
     Event,
+    Invitation,
     Notification,
     OutboxMessage,
     QuoteRequest,
     RoutingDecision,
     utcnow,
 )
+from quote_service.services import clinic_quotes, invitations
 
 ERASED_NAME = "[erased]"
 # ISO 3166 "user-assigned" code: an unknown country, kept so counts still add up.
@@ -101,10 +105,34 @@ def _export_request(request: QuoteRequest) -> dict[str, Any]:
             {"outcome": d.outcome, "provider_id": d.provider_id, "decided_at": _plain(d.decided_at)}
             for d in decisions
         ],
+        "invitations": [
+            {
+                "provider": i.provider.name,
+                "status": i.status,
+                "sent_at": _plain(i.sent_at),
+                "respond_by": _plain(i.respond_by),
+                "answered_at": _plain(i.answered_at),
+                "decline_reason": i.decline_reason,
+                "decline_note": i.decline_note,
+            }
+            for i in invitations.invitations_of(request.id)
+        ],
+        "quotes": [
+            {
+                "provider": q.provider.name,
+                "status": q.status,
+                **{field: _plain(getattr(q, field)) for field in clinic_quotes.QUOTE_FIELDS},
+                "submitted_at": _plain(q.submitted_at),
+                "sent_at": _plain(q.sent_at),
+            }
+            for q in clinic_quotes.quotes_of(request.id)
+        ],
     }
 
 
 def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
     return value.isoformat() if hasattr(value, "isoformat") else value
 
 
@@ -144,6 +172,17 @@ def anonymise(request: QuoteRequest, actor: str, reason: str) -> None:
         if notification.status in ("pending", "sending"):
             notification.status = "suppressed"
     _cancel_pending_work(request)
+    _end_clinic_work(request)
+    for quote in db.session.execute(
+        db.select(ClinicQuote).where(ClinicQuote.quote_request_id == request.id)
+    ).scalars():
+        quote.notes = None
+        quote.doctor = None
+    db.session.execute(
+        db.update(Invitation)
+        .where(Invitation.quote_request_id == request.id)
+        .values(decline_note=None)
+    )
     db.session.add(Event(quote_request=request, type="erased", actor=actor, note=reason, at=now))
 
 
@@ -184,6 +223,13 @@ def withdraw_consent(request: QuoteRequest) -> None:
     ).scalars():
         notification.status = "suppressed"
     _cancel_pending_work(request)
+    _end_clinic_work(request)
+
+
+def _end_clinic_work(request: QuoteRequest) -> None:
+    """Close the clinics' open invitations (their links answer 410) and unsent quotes."""
+    invitations.close_for_request(request)
+    clinic_quotes.withdraw_for_request(request)
 
 
 def apply_retention(now: datetime | None = None) -> dict[str, int]:

@@ -24,6 +24,7 @@ from quote_service.models import (
     provider_condition,
     utcnow,
 )
+from quote_service.services import invitations
 from quote_service.services.routing import loads_today
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,14 @@ def list_providers(
     if active is not None:
         query = query.where(Provider.active.is_(active))
     return describe(list(db.session.execute(query).scalars()))
+
+
+def names() -> list[tuple[int, str]]:
+    """Every provider as (id, name), in list order: what a filter offers."""
+    rows = db.session.execute(
+        db.select(Provider.id, Provider.name).order_by(Provider.destination_code, Provider.slug)
+    )
+    return [(id_, name) for id_, name in rows]
 
 
 def get_provider(provider_id: int) -> dict[str, Any]:
@@ -144,6 +153,7 @@ def new_provider(data: dict[str, Any], conditions: list[Condition]) -> Provider:
 def describe(providers: Sequence[Provider]) -> list[dict[str, Any]]:
     """Providers as the API shows them, with today's routed count (one query for all)."""
     loads = loads_today([p.id for p in providers], utcnow())
+    responses = invitations.response_stats([p.id for p in providers])
     return [
         {
             "id": p.id,
@@ -160,6 +170,7 @@ def describe(providers: Sequence[Provider]) -> list[dict[str, Any]]:
             "created_at": p.created_at,
             "updated_at": p.updated_at,
             "routed_today": loads.get(p.id, 0),
+            **responses[p.id],
         }
         for p in providers
     ]

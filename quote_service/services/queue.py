@@ -15,7 +15,7 @@ from quote_service.crypto import keyring
 from quote_service.errors import InvalidFields, NotFound
 from quote_service.extensions import db
 from quote_service.models import Event, Notification, QuoteRequest, RoutingDecision
-from quote_service.services import presence, sla
+from quote_service.services import clinic_quotes, invitations, presence, safety, sla
 from quote_service.services.privacy import record_access
 from quote_service.services.references import is_reference
 
@@ -102,6 +102,8 @@ def filtered(filters: dict[str, Any], current_user_id: int) -> Any:
         )
     if filters.get("q"):
         statement = _search(statement, filters["q"])
+    if filters.get("urgent") is not None:
+        statement = statement.where(QuoteRequest.urgent.is_(filters["urgent"]))
     return statement
 
 
@@ -141,6 +143,24 @@ def count_requests(filters: dict[str, Any], current_user_id: int, cap: int) -> i
     return db.session.execute(
         db.select(db.func.count()).select_from(matching.subquery())
     ).scalar_one()
+
+
+def count_many(filter_sets: list[dict[str, Any]], current_user_id: int, cap: int) -> list[int]:
+    """`count_requests` for several filter sets in one statement (one round trip)."""
+    if not filter_sets:
+        return []
+    counts = [
+        db.select(db.func.count())
+        .select_from(
+            filtered(filters, current_user_id)
+            .with_only_columns(QuoteRequest.id)
+            .limit(cap)
+            .subquery()
+        )
+        .scalar_subquery()
+        for filters in filter_sets
+    ]
+    return list(db.session.execute(db.select(*counts)).one())
 
 
 def attach_viewers(requests: list[QuoteRequest]) -> None:
@@ -217,6 +237,9 @@ def detail(reference: str, reader: str, reader_id: int | None) -> dict[str, Any]
         "assignee": request.assignee,
         "routing": {"decision": decisions[-1] if decisions else None, "history": decisions},
         "notifications": notifications,
+        "invitations": invitations.invitations_of(request.id),
+        "quotes": clinic_quotes.quotes_of(request.id),
         "timeline": events,
         "viewers": presence.viewers([request.id])[request.id],
+        "safety": safety.view(request, events),
     }

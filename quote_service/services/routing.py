@@ -34,6 +34,7 @@ class Candidate:
     eligible: bool = False
     chosen: bool = False
     score: float | None = None
+    rank: int | None = None
     reasons: list[str] = field(default_factory=list)
 
 
@@ -67,12 +68,21 @@ def evaluate(
     speakers = [c for c in eligible if c.speaks_language]
     pool = speakers or eligible
     for candidate in eligible:
-        if candidate in pool:
-            candidate.score = (candidate.load + 1) / max(candidate.weight, 1)
-        elif speakers:
+        candidate.score = (candidate.load + 1) / max(candidate.weight, 1)
+        if candidate not in pool:
             candidate.reasons.append(f"does not speak {language}; others do")
-    if pool:
-        chosen = min(pool, key=lambda c: (c.score, -c.weight, c.slug))
+
+    # Every eligible clinic gets a rank: those speaking the patient's language
+    # first, each group by load per weight. Rank 1 is the request's provider;
+    # the first QUOTE_FANOUT are invited to quote, the next ones are fallbacks.
+    def order(c: Candidate) -> tuple[float, int, str]:
+        return (c.score or 0.0, -c.weight, c.slug)
+
+    ranked = sorted(pool, key=order) + sorted((c for c in eligible if c not in pool), key=order)
+    for position, candidate in enumerate(ranked, start=1):
+        candidate.rank = position
+    if ranked:
+        chosen = ranked[0]
         chosen.chosen = True
         chosen.reasons.append(
             f"chosen: lowest load per weight ({chosen.load} today, weight {chosen.weight})"
@@ -105,6 +115,20 @@ def latest_decision(quote_request_id: int) -> RoutingDecision | None:
         .order_by(RoutingDecision.id.desc())
         .limit(1)
     ).scalar_one_or_none()
+
+
+def rank_candidates(request: QuoteRequest) -> list[Candidate]:
+    """Every provider at the destination judged now, eligible ones ranked (no decision kept)."""
+    providers = list(
+        db.session.execute(
+            db.select(Provider)
+            .where(Provider.destination_code == request.destination_code)
+            .order_by(Provider.id)
+            .options(selectinload(Provider.conditions))
+        ).scalars()
+    )
+    loads = loads_today([p.id for p in providers], utcnow())
+    return evaluate(providers, request.condition_slug, request.preferred_language, loads)
 
 
 def decide(

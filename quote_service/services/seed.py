@@ -24,6 +24,7 @@ from quote_service.models import (
     Disclaimer,
     Language,
     Provider,
+    QuoteItem,
     Treatment,
 )
 from quote_service.schemas.catalog import CatalogFileSchema
@@ -69,6 +70,7 @@ def seed_catalog(path: Path | None = None) -> SeedReport:
         _seed_languages(data["languages"], report)
         _seed_named(Treatment, data["treatments"], report)
         _seed_named(Condition, data["conditions"], report)
+        _seed_named(QuoteItem, data["quote_items"], report)
         db.session.flush()
         _seed_destinations(data["destinations"], report)
         db.session.flush()
@@ -102,7 +104,9 @@ def _seed_languages(codes: list[str], report: SeedReport) -> None:
             report.updated.append(f"language {code}")
 
 
-def _seed_named(model: type[Treatment] | type[Condition], rows: list[dict], report: SeedReport):
+def _seed_named(
+    model: type[Treatment] | type[Condition] | type[QuoteItem], rows: list[dict], report: SeedReport
+) -> None:
     kind = model.__tablename__
     seen = set()
     for position, row in enumerate(rows):
@@ -202,6 +206,7 @@ def _seed_disclaimers(rows: list[dict], report: SeedReport) -> None:
                 "required": row["required"],
                 "destination_code": row["scope"].get("destination"),
                 "condition_slug": row["scope"].get("condition"),
+                "context": row["scope"].get("context"),
             }
             newest = _newest_disclaimer(row["key"], language)
             label = f"disclaimer {row['key']} {language}"

@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, Subquery, func
 from quote_service.extensions import db
 from quote_service.models import (
     STATUSES,
+    ClinicQuote,
     Condition,
     Destination,
     Event,
@@ -49,11 +50,31 @@ def request_statistics(
         "median_seconds": {
             "to_acknowledgement": _median_seconds_to(_first_acknowledgement(), real),
             "to_in_review": _median_seconds_to(_first_in_review(), real),
+            "to_first_quote": _median_seconds_to(_first_quote(), real),
         },
         "sla": {
             "first_response_hours": sla.first_response_hours(),
             "breached": _count(*bounds, sla.breached(now)),
         },
+        "safety": _safety_counts(real),
+    }
+
+
+def _safety_counts(where: list[ColumnElement[bool]]) -> dict[str, int]:
+    """Urgent flags and their reviews: flagged, confirmed, false alarms, not yet reviewed."""
+    verdict = QuoteRequest.safety_verdict
+    flagged, confirmed, false_alarm = db.session.execute(
+        db.select(
+            func.count(QuoteRequest.id),
+            func.count(QuoteRequest.id).filter(verdict == "confirmed"),
+            func.count(QuoteRequest.id).filter(verdict == "false_alarm"),
+        ).where(*where, QuoteRequest.urgent.is_(True))
+    ).one()
+    return {
+        "flagged": flagged,
+        "confirmed": confirmed,
+        "false_alarm": false_alarm,
+        "unreviewed": flagged - confirmed - false_alarm,
     }
 
 
@@ -96,6 +117,17 @@ def _first_in_review() -> Subquery:
         )
         .where(Event.type == "in_review")
         .group_by(Event.quote_request_id)
+        .subquery()
+    )
+
+
+def _first_quote() -> Subquery:
+    return (
+        db.select(
+            ClinicQuote.quote_request_id.label("quote_request_id"),
+            func.min(ClinicQuote.submitted_at).label("first_at"),
+        )
+        .group_by(ClinicQuote.quote_request_id)
         .subquery()
     )
 

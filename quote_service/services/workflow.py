@@ -22,7 +22,7 @@ from quote_service.errors import (
 )
 from quote_service.extensions import db
 from quote_service.models import Event, Notification, Provider, QuoteRequest, User, utcnow
-from quote_service.services import notifications, privacy, routing
+from quote_service.services import clinic_quotes, invitations, notifications, privacy, routing
 
 OPEN_STATES = ("received", "routed", "unroutable", "in_review", "quoted")
 ENDINGS = ("rejected", "withdrawn", "spam")
@@ -96,6 +96,11 @@ def transition(
     request.status = to
     if to == "withdrawn":
         privacy.withdraw_consent(request)
+    elif to in invitations.ENDED_STATUSES:
+        # The request ended: the clinics still working on it are told by a dead link.
+        invitations.close_for_request(request)
+        if to != "closed":
+            clinic_quotes.withdraw_for_request(request)
     _changed(request, to, actor, note, previous=previous)
     db.session.commit()
     return request
@@ -158,6 +163,7 @@ def reroute(
     if provider_id is not None:
         _check_pick(request, provider_id)
     first_routing = request.status == "received"
+    previous_provider_id = request.provider_id
     decision = routing.decide(
         request,
         actor,
@@ -168,10 +174,12 @@ def reroute(
     )
     request.version += 1
     if first_routing:
-        notifications.after_routing(request, decision)
+        invitations.after_routing(request, decision)
     elif decision.provider_id is not None:
+        if previous_provider_id not in (None, decision.provider_id):
+            invitations.withdraw_provider(request, previous_provider_id)
         provider = db.session.get_one(Provider, decision.provider_id)
-        notifications.prepare_provider_email(request, provider, decision.id)
+        invitations.reinvite(request, provider)
     else:
         notifications.prepare_unroutable_alert(request, decision)
     db.session.commit()

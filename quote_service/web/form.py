@@ -8,6 +8,7 @@ from typing import Any
 
 from babel import Locale
 from babel.numbers import format_decimal
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from quote_service.i18n import LANGUAGES
@@ -34,7 +35,24 @@ FIELD_ORDER = (
 )
 # Shown in the error summary when a message belongs to no field of the page.
 GENERAL = "form"
-SUMMARY_TITLE = _l("There is a problem")
+# The summary names each field, so "This field is required." says which one.
+LABELS = {
+    "full_name": _l("Full name"),
+    "email": _l("Email address"),
+    "phone": _l("Phone number"),
+    "country_of_residence": _l("Country you live in"),
+    "preferred_language": _l("Language we should write to you in"),
+    "patient_age": _l("Age of the patient"),
+    "destination": _l("Where you would like to be treated"),
+    "condition": _l("Condition"),
+    "treatment": _l("Treatment"),
+    "travel_from": _l("Could travel from"),
+    "travel_to": _l("Until"),
+    "budget_eur": _l("Budget in euros"),
+    "message": _l("Your medical history and questions"),
+    "consent_privacy": _l("Your consent"),
+    "consent_marketing": _l("Your consent"),
+}
 
 
 @dataclass
@@ -49,10 +67,16 @@ class FormPage:
         return Locale.parse(self.language)
 
     def summary(self) -> list[tuple[str, str]]:
-        """(field, message) for the error summary, in the order of the page."""
+        """(field, "Label: message") for the error summary, in the order of the page."""
         ordered = [name for name in FIELD_ORDER if name in self.errors]
         ordered += [name for name in self.errors if name not in FIELD_ORDER]
-        return [(name, message) for name in ordered for message in self.errors[name]]
+        return [
+            (name, _("%(field)s: %(message)s", field=LABELS[name], message=message))
+            if name in LABELS
+            else (name, message)
+            for name in ordered
+            for message in self.errors[name]
+        ]
 
     def context(self) -> dict[str, Any]:
         catalog = catalog_service.catalog(self.language)

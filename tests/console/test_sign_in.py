@@ -12,7 +12,8 @@ from flask.testing import FlaskCliRunner
 
 from quote_service.extensions import db
 from quote_service.models import SignInFailure, User, utcnow
-from quote_service.services.passwords import WRONG
+from quote_service.services.demo import demo_tokens
+from quote_service.services.passwords import WRONG, issue_demo_password
 from tests.conftest import base_config, make_user
 from tests.console.support import PASSWORD, csrf_token, page_token, person, sign_in
 from tests.support.servers import Server
@@ -182,3 +183,16 @@ def test_sign_in_without_a_csrf_token_is_refused(app: Flask, client):
     assert response.status_code == 400
     assert "nothing was changed" in response.text
     assert client.get("/console/").status_code in (302, 303)
+
+
+def test_the_demo_admin_of_make_run_gets_a_fresh_password_that_opens_the_console(
+    app: Flask, client, tmp_path
+):
+    with app.app_context():
+        admin = next(demo for demo in demo_tokens(tmp_path) if demo.role == "admin")
+        first = issue_demo_password(admin.email)
+        second = issue_demo_password(admin.email)  # the next start
+    assert first != second and len(second) >= 12
+    assert sign_in(client, admin.email, first).status_code == 401
+    assert sign_in(client, admin.email, second).status_code == 303
+    assert client.get("/console/clinics").status_code == 200  # an admin's page

@@ -3,9 +3,10 @@
 - `reply_to(recipient, "421 ...", ...)`: the next DATA for that address gets these
   replies, one per attempt, instead of being accepted; targeting an address keeps a
   test deterministic whatever order the worker sends its emails in.
-- `stall_next()`: the next message is taken (recorded as received, the way an MTA
-  queues it before answering) and the reply is held back until `release()`, so a
-  test can kill the sender while it waits inside `smtplib.sendmail`.
+- `stall_next(suffix)`: the next message (to an address ending with `suffix`) is
+  taken (recorded as received, the way an MTA queues it before answering) and the
+  reply is held back until `release()`, so a test can kill the sender while it
+  waits inside `smtplib.sendmail`.
 
 Every DATA is also logged in `attempts` (recipients and the reply code given), so
 a test can tell a message that was never retried from one that was.
@@ -40,6 +41,8 @@ class FaultyHandler:
     received: list[Received] = field(default_factory=list)
     attempts: list[Attempt] = field(default_factory=list)
     stall_armed: bool = False
+    # With a suffix, only a message to an address ending with it is stalled.
+    stall_suffix: str = ""
     stalled: threading.Event = field(default_factory=threading.Event)
     released: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -57,7 +60,9 @@ class FaultyHandler:
                 return reply
             self.received.append(Received(envelope.mail_from, recipients, bytes(envelope.content)))
             self.attempts.append(Attempt(recipients, ACCEPTED))
-            stall, self.stall_armed = self.stall_armed, False
+            stall = self.stall_armed and any(r.endswith(self.stall_suffix) for r in recipients)
+            if stall:
+                self.stall_armed = False
         if stall:
             self.stalled.set()
             loop = asyncio.get_running_loop()
@@ -86,9 +91,11 @@ class FaultySmtpSink:
         with self.handler.lock:
             self.handler.replies.setdefault(recipient.lower(), deque()).extend(replies)
 
-    def stall_next(self) -> None:
+    def stall_next(self, recipient_suffix: str = "") -> None:
+        """Hold back the reply to the next message (to an address ending with the suffix)."""
         with self.handler.lock:
             self.handler.stall_armed = True
+            self.handler.stall_suffix = recipient_suffix.lower()
             self.handler.stalled.clear()
             self.handler.released.clear()
 

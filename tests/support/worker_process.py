@@ -49,6 +49,7 @@ def worker_environment(
         "NOTIFICATION_RETRY_MAX_SECONDS": 1,
         "ACKNOWLEDGEMENTS_PER_RECIPIENT_PER_DAY": 1000,
         "COORDINATORS_EMAIL": "coordinators@quote-service.example",
+        "QUOTE_FANOUT": 1,
         **overrides,
     }
     return {**os.environ, **{name: str(value) for name, value in settings.items()}}

@@ -1,0 +1,400 @@
+"""Invitations: the clinics asked to quote for a request, their deadlines and the fallback.
+
+Routing ranks every eligible clinic; the first `QUOTE_FANOUT` are invited,
+each by an email carrying its own link. An invitation is answered (a quote or
+a decline), or it expires after `CLINIC_RESPONSE_HOURS` (one reminder at half
+time). Whenever a clinic stops working on a request (declined, expired), the
+next ranked eligible clinic not yet invited is invited, so a request keeps
+`QUOTE_FANOUT` clinics working while any are left; when none is left and no
+quote came, the coordinators are alerted once. Every email goes through the
+outbox like the others, so each is sent once and survives restarts.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import statistics
+from dataclasses import asdict
+from datetime import datetime, timedelta
+
+from flask import current_app
+
+from quote_service.crypto import keyring, token_hash
+from quote_service.errors import Conflict, Gone, NotFound
+from quote_service.extensions import db
+from quote_service.models import (
+    ClinicQuote,
+    Event,
+    Invitation,
+    Notification,
+    Provider,
+    QuoteRequest,
+    RoutingDecision,
+    utcnow,
+)
+from quote_service.services import notifications, routing
+
+log = logging.getLogger(__name__)
+
+SYSTEM = "system"
+TOKEN_PURPOSE = "clinic-invitation"
+# Requests whose clinics are still expected to answer; any other status stops the fan-out.
+INVITING_STATUSES = ("routed", "in_review")
+# The request ended: open invitations are withdrawn and their links answer 410.
+ENDED_STATUSES = ("closed", "rejected", "withdrawn", "spam")
+ANSWERABLE = ("open", "quoted")
+# A token is 43 url-safe base64 characters (256 bits); anything else is not looked up.
+TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")
+
+
+def link_token(invitation: Invitation) -> str:
+    """The token of an invitation's link, re-derived (it is never stored)."""
+    for token in keyring().link_tokens(TOKEN_PURPOSE, invitation.token_salt):
+        if token_hash(token) == invitation.token_hash:
+            return token
+    # Only after the key it was made with has been retired from DATA_ENCRYPTION_KEYS.
+    raise LookupError(f"invitation {invitation.id}: its key is no longer configured")
+
+
+def link(invitation: Invitation) -> str:
+    base = current_app.config["PUBLIC_BASE_URL"]
+    return f"{base}/clinic/invitations/{link_token(invitation)}"
+
+
+def response_window() -> timedelta:
+    return timedelta(hours=current_app.config["CLINIC_RESPONSE_HOURS"])
+
+
+def _event(request: QuoteRequest, type_: str, note: str | None, **data: object) -> None:
+    db.session.add(
+        Event(
+            quote_request_id=request.id, type=type_, actor=SYSTEM, note=note, data=data, at=utcnow()
+        )
+    )
+
+
+def invite(request: QuoteRequest, provider: Provider, rank: int) -> Invitation:
+    """Invite one clinic: the invitation row and its email, in the caller's transaction."""
+    now = utcnow()
+    salt = secrets.token_urlsafe(16)
+    token = keyring().link_tokens(TOKEN_PURPOSE, salt)[0]
+    invitation = Invitation(
+        quote_request_id=request.id,
+        provider_id=provider.id,
+        token_hash=token_hash(token),
+        token_salt=salt,
+        rank=rank,
+        status="open",
+        sent_at=now,
+        respond_by=now + response_window(),
+        remind_at=now + response_window() / 2,
+    )
+    db.session.add(invitation)
+    db.session.flush()
+    notifications.prepare_provider_email(request, provider, invitation, link(invitation))
+    _event(
+        request,
+        "invitation_sent",
+        f"{provider.name} invited to quote.",
+        invitation_id=invitation.id,
+        provider_id=provider.id,
+    )
+    return invitation
+
+
+def invitations_of(request_id: int) -> list[Invitation]:
+    return list(
+        db.session.execute(
+            db.select(Invitation)
+            .where(Invitation.quote_request_id == request_id)
+            .order_by(Invitation.sent_at, Invitation.id)
+        ).scalars()
+    )
+
+
+def next_to_invite(request: QuoteRequest, candidates: list[dict]) -> list[tuple[Provider, int]]:
+    """The best-ranked eligible clinics not invited yet, up to QUOTE_FANOUT working."""
+    existing = invitations_of(request.id)
+    invited = {i.provider_id for i in existing}
+    room = current_app.config["QUOTE_FANOUT"] - sum(1 for i in existing if i.status == "open")
+    ranked = sorted((c for c in candidates if c.get("rank")), key=lambda c: c["rank"])
+    chosen = [c for c in ranked if c["provider_id"] not in invited][: max(room, 0)]
+    return [(db.session.get_one(Provider, c["provider_id"]), c["rank"]) for c in chosen]
+
+
+def invite_ranked(request: QuoteRequest, candidates: list[dict]) -> list[Invitation]:
+    return [
+        invite(request, provider, rank) for provider, rank in next_to_invite(request, candidates)
+    ]
+
+
+def after_routing(request: QuoteRequest, decision: RoutingDecision) -> list[Notification]:
+    """The emails a first routing calls for: the acknowledgement, then the clinics' invitations."""
+    if decision.provider_id is None:
+        return [
+            notifications.prepare_acknowledgement(request),
+            notifications.prepare_unroutable_alert(request, decision),
+        ]
+    chosen = next_to_invite(request, decision.candidates)
+    acknowledgement = notifications.prepare_acknowledgement(request)
+    for provider, rank in chosen:
+        invite(request, provider, rank)
+    return [acknowledgement]
+
+
+def reinvite(request: QuoteRequest, provider: Provider) -> Invitation:
+    """A coordinator routed the request to this clinic: invite it (again, if it had ended)."""
+    for invitation in invitations_of(request.id):
+        if invitation.provider_id == provider.id:
+            if invitation.status not in ANSWERABLE:
+                # One invitation per clinic and request: a closed one is reopened
+                # with a new link and deadline (the old link stays dead).
+                _reopen(request, invitation)
+            return invitation
+    return invite(request, provider, rank=1)
+
+
+def _reopen(request: QuoteRequest, invitation: Invitation) -> None:
+    now = utcnow()
+    invitation.token_salt = secrets.token_urlsafe(16)
+    invitation.token_hash = token_hash(
+        keyring().link_tokens(TOKEN_PURPOSE, invitation.token_salt)[0]
+    )
+    invitation.status = "open"
+    invitation.sent_at = now
+    invitation.respond_by = now + response_window()
+    invitation.remind_at = now + response_window() / 2
+    invitation.reminded_at = invitation.answered_at = invitation.closed_at = None
+    db.session.flush()
+    notifications.prepare_provider_email(request, invitation.provider, invitation, link(invitation))
+    _event(
+        request,
+        "invitation_sent",
+        f"{invitation.provider.name} invited to quote again.",
+        invitation_id=invitation.id,
+        provider_id=invitation.provider_id,
+    )
+
+
+def top_up(request: QuoteRequest) -> list[Invitation]:
+    """After a clinic stopped working on a request: invite the next ones, or alert once."""
+    if request.status not in INVITING_STATUSES:
+        return []
+    new = invite_ranked(request, [asdict(c) for c in routing.rank_candidates(request)])
+    if new:
+        return new
+    existing = invitations_of(request.id)
+    if any(i.status == "open" for i in existing):
+        return []
+    quoted = db.session.execute(
+        db.select(db.func.count(ClinicQuote.id)).where(ClinicQuote.quote_request_id == request.id)
+    ).scalar()
+    if not quoted:
+        notifications.prepare_no_quotes_alert(request, existing)
+    return []
+
+
+def find(token: str, *, lock: bool = False) -> Invitation:
+    """The invitation of a link's token; 404 for anything unknown or altered."""
+    if not TOKEN_PATTERN.fullmatch(token):
+        raise NotFound("There is no invitation at this address.")
+    statement = db.select(Invitation).where(Invitation.token_hash == token_hash(token))
+    if lock:
+        statement = statement.with_for_update()
+    invitation = db.session.execute(statement).scalar_one_or_none()
+    if invitation is None:
+        raise NotFound("There is no invitation at this address.")
+    return invitation
+
+
+def reference_of(invitation: Invitation) -> str:
+    return db.session.get_one(QuoteRequest, invitation.quote_request_id).reference
+
+
+def clinic_view(invitation: Invitation) -> dict[str, object]:
+    """What the invited clinic may read: the minimum to quote, no contact details."""
+    request = db.session.get_one(QuoteRequest, invitation.quote_request_id)
+    return {
+        "reference": request.reference,
+        "status": invitation.status,
+        "respond_by": invitation.respond_by,
+        "condition": request.condition_slug,
+        "treatment": request.treatment_slug,
+        "destination": request.destination_code,
+        "preferred_language": request.preferred_language,
+        "patient_age": request.patient_age,
+        "travel_from": request.travel_from,
+        "travel_to": request.travel_to,
+        "message": request.message,
+    }
+
+
+def labels(invitation: Invitation) -> dict[str, str]:
+    """The request's condition, treatment and destination named in the clinic's language."""
+    request = db.session.get_one(QuoteRequest, invitation.quote_request_id)
+    language = invitation.provider.languages[0] if invitation.provider.languages else "en"
+    return notifications.labels(request, language)
+
+
+def check_open(invitation: Invitation) -> None:
+    """An expired or withdrawn invitation is over: its link answers 410."""
+    if invitation.status in ("expired", "withdrawn"):
+        raise InvitationClosed(
+            f"This invitation is {invitation.status}; it no longer takes answers.",
+            extra={"status": invitation.status},
+        )
+
+
+def check_answerable(invitation: Invitation) -> None:
+    check_open(invitation)
+    if invitation.status == "declined":
+        raise InvitationAnswered("This invitation was declined; it takes no quote.")
+
+
+class InvitationClosed(Gone):
+    code = "invitation_closed"
+
+
+class InvitationAnswered(Conflict):
+    code = "invitation_answered"
+
+
+def decline(token: str, reason: str, note: str | None) -> Invitation:
+    invitation = find(token, lock=True)
+    check_answerable(invitation)
+    if invitation.status == "quoted":
+        raise InvitationAnswered("A quote was submitted on this invitation; it cannot be declined.")
+    request = db.session.get_one(QuoteRequest, invitation.quote_request_id)
+    now = utcnow()
+    invitation.status = "declined"
+    invitation.answered_at = now
+    invitation.decline_reason = reason
+    invitation.decline_note = note
+    _event(
+        request,
+        "invitation_declined",
+        f"{invitation.provider.name} declined ({reason}).",
+        invitation_id=invitation.id,
+        provider_id=invitation.provider_id,
+        reason=reason,
+    )
+    top_up(request)
+    db.session.commit()
+    return invitation
+
+
+def close_for_request(request: QuoteRequest, status: str = "withdrawn") -> int:
+    """The request ended or was taken from these clinics: open invitations close. Caller commits."""
+    now = utcnow()
+    count = 0
+    for invitation in invitations_of(request.id):
+        if invitation.status == "open":
+            invitation.status = status
+            invitation.closed_at = now
+            count += 1
+    return count
+
+
+def withdraw_provider(request: QuoteRequest, provider_id: int) -> Invitation | None:
+    """A reroute took the request from this clinic: its open invitation is withdrawn."""
+    for invitation in invitations_of(request.id):
+        if invitation.provider_id == provider_id and invitation.status == "open":
+            invitation.status = "withdrawn"
+            invitation.closed_at = utcnow()
+            return invitation
+    return None
+
+
+def sweep(now: datetime | None = None, batch: int = 200) -> dict[str, int]:
+    """Beat: remind at half time, expire at the deadline and invite the next clinic."""
+    now = now or utcnow()
+    counts = {"reminded": 0, "expired": 0}
+    due = list(
+        db.session.execute(
+            db.select(Invitation)
+            .where(Invitation.status == "open", Invitation.respond_by <= now)
+            .order_by(Invitation.respond_by, Invitation.id)
+            .limit(batch)
+            # Two overlapping sweeps take different invitations.
+            .with_for_update(skip_locked=True)
+        ).scalars()
+    )
+    for invitation in due:
+        request = db.session.get_one(QuoteRequest, invitation.quote_request_id)
+        invitation.status = "expired"
+        invitation.closed_at = now
+        _event(
+            request,
+            "invitation_expired",
+            f"{invitation.provider.name} did not answer in time.",
+            invitation_id=invitation.id,
+            provider_id=invitation.provider_id,
+        )
+        top_up(request)
+        counts["expired"] += 1
+    db.session.commit()
+
+    to_remind = list(
+        db.session.execute(
+            db.select(Invitation)
+            .where(
+                Invitation.status == "open",
+                Invitation.reminded_at.is_(None),
+                Invitation.remind_at <= now,
+                Invitation.respond_by > now,
+            )
+            .order_by(Invitation.remind_at, Invitation.id)
+            .limit(batch)
+            .with_for_update(skip_locked=True)
+        ).scalars()
+    )
+    for invitation in to_remind:
+        request = db.session.get_one(QuoteRequest, invitation.quote_request_id)
+        invitation.reminded_at = now
+        notifications.prepare_invitation_reminder(request, invitation, link(invitation))
+        counts["reminded"] += 1
+    db.session.commit()
+    return counts
+
+
+RESPONSE_WINDOW_DAYS = 90
+
+
+def response_stats(provider_ids: list[int], now: datetime | None = None) -> dict[int, dict]:
+    """Per clinic, over the last 90 days: share answered in time, and median hours to answer.
+
+    Only invitations whose outcome is known count: answered, declined or
+    expired. One still open within its deadline, or withdrawn because the
+    request ended, says nothing about the clinic yet.
+    """
+    if not provider_ids:
+        return {}
+    since = (now or utcnow()) - timedelta(days=RESPONSE_WINDOW_DAYS)
+    rows = db.session.execute(
+        db.select(
+            Invitation.provider_id,
+            Invitation.sent_at,
+            Invitation.respond_by,
+            Invitation.answered_at,
+        ).where(
+            Invitation.provider_id.in_(provider_ids),
+            Invitation.sent_at >= since,
+            Invitation.status.in_(("quoted", "declined", "expired")),
+        )
+    ).all()
+    per_provider: dict[int, list] = {}
+    for row in rows:
+        per_provider.setdefault(row.provider_id, []).append(row)
+    stats = {}
+    for provider_id in provider_ids:
+        known = per_provider.get(provider_id, [])
+        answered = [r for r in known if r.answered_at is not None]
+        in_time = [r for r in answered if r.answered_at <= r.respond_by]
+        hours = [(r.answered_at - r.sent_at).total_seconds() / 3600 for r in answered]
+        stats[provider_id] = {
+            "response_rate": round(len(in_time) / len(known), 3) if known else None,
+            "median_response_hours": round(statistics.median(hours), 2) if hours else None,
+        }
+    return stats
