@@ -341,6 +341,13 @@ def test_the_other_smtp_settings_pass_through_from_dot_env(compose: dict[str, An
     assert match is not None and match["name"] == name
 
 
+def test_links_in_emails_point_at_the_public_site(compose: dict[str, Any]):
+    # Clinics' invitations and the patient's page must not link to 127.0.0.1.
+    assert (
+        compose["x-app"]["environment"]["PUBLIC_BASE_URL"] == "https://${SITE_ADDRESS:-localhost}"
+    )
+
+
 # --- Start order and health ----------------------------------------------------
 
 
