@@ -603,3 +603,27 @@ def test_export_and_erasure_cover_invitations_and_quotes(client: FlaskClient, po
     quotes = list(db.session.execute(db.select(ClinicQuote)).scalars())
     assert quotes and all(q.notes is None and q.doctor is None for q in quotes)
     assert all(q.status == "withdrawn" for q in quotes)
+
+
+def test_a_reroute_to_a_clinic_whose_invitation_ended_reopens_it_with_a_new_link(
+    client: FlaskClient, portugal, coordinator
+):
+    request = routed(portugal, clinics=2)
+    first, second = invited(request)
+    old_token = token_of(first)
+    client.post(f"{API}/{old_token}/decline", json={"reason": "no-capacity"})
+    response = client.post(
+        f"/api/v1/quote-requests/{request.reference}/route",
+        json={"provider_id": first.provider_id, "note": "They have room now."},
+        headers=coordinator.headers,
+    )
+    assert response.status_code == 200, response.get_json()
+    db.session.expire_all()
+    reopened = db.session.get_one(Invitation, first.id)
+    assert reopened.status == "open" and reopened.answered_at is None
+    assert client.get(f"{API}/{old_token}").status_code == 404
+    assert client.get(f"{API}/{token_of(reopened)}").get_json()["status"] == "open"
+    emails = [
+        n for n in notifications_of(request, "provider") if n.recipient == "a@clinic.test.example"
+    ]
+    assert len(emails) == 2

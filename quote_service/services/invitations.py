@@ -77,31 +77,34 @@ def _event(request: QuoteRequest, type_: str, note: str | None, **data: object) 
 
 def invite(request: QuoteRequest, provider: Provider, rank: int) -> Invitation:
     """Invite one clinic: the invitation row and its email, in the caller's transaction."""
-    now = utcnow()
-    salt = secrets.token_urlsafe(16)
-    token = keyring().link_tokens(TOKEN_PURPOSE, salt)[0]
-    invitation = Invitation(
-        quote_request_id=request.id,
-        provider_id=provider.id,
-        token_hash=token_hash(token),
-        token_salt=salt,
-        rank=rank,
-        status="open",
-        sent_at=now,
-        respond_by=now + response_window(),
-        remind_at=now + response_window() / 2,
-    )
+    invitation = Invitation(quote_request_id=request.id, provider_id=provider.id, rank=rank)
+    invitation.provider = provider
     db.session.add(invitation)
+    _open(request, invitation, f"{provider.name} invited to quote.")
+    return invitation
+
+
+def _open(request: QuoteRequest, invitation: Invitation, note: str) -> None:
+    """Give an invitation a fresh link and deadlines, and queue its email."""
+    now = utcnow()
+    invitation.token_salt = secrets.token_urlsafe(16)
+    invitation.token_hash = token_hash(
+        keyring().link_tokens(TOKEN_PURPOSE, invitation.token_salt)[0]
+    )
+    invitation.status = "open"
+    invitation.sent_at = now
+    invitation.respond_by = now + response_window()
+    invitation.remind_at = now + response_window() / 2
+    invitation.reminded_at = invitation.answered_at = invitation.closed_at = None
     db.session.flush()
-    notifications.prepare_provider_email(request, provider, invitation, link(invitation))
+    notifications.prepare_provider_email(request, invitation.provider, invitation, link(invitation))
     _event(
         request,
         "invitation_sent",
-        f"{provider.name} invited to quote.",
+        note,
         invitation_id=invitation.id,
-        provider_id=provider.id,
+        provider_id=invitation.provider_id,
     )
-    return invitation
 
 
 def invitations_of(request_id: int) -> list[Invitation]:
@@ -151,31 +154,9 @@ def reinvite(request: QuoteRequest, provider: Provider) -> Invitation:
             if invitation.status not in ANSWERABLE:
                 # One invitation per clinic and request: a closed one is reopened
                 # with a new link and deadline (the old link stays dead).
-                _reopen(request, invitation)
+                _open(request, invitation, f"{provider.name} invited to quote again.")
             return invitation
     return invite(request, provider, rank=1)
-
-
-def _reopen(request: QuoteRequest, invitation: Invitation) -> None:
-    now = utcnow()
-    invitation.token_salt = secrets.token_urlsafe(16)
-    invitation.token_hash = token_hash(
-        keyring().link_tokens(TOKEN_PURPOSE, invitation.token_salt)[0]
-    )
-    invitation.status = "open"
-    invitation.sent_at = now
-    invitation.respond_by = now + response_window()
-    invitation.remind_at = now + response_window() / 2
-    invitation.reminded_at = invitation.answered_at = invitation.closed_at = None
-    db.session.flush()
-    notifications.prepare_provider_email(request, invitation.provider, invitation, link(invitation))
-    _event(
-        request,
-        "invitation_sent",
-        f"{invitation.provider.name} invited to quote again.",
-        invitation_id=invitation.id,
-        provider_id=invitation.provider_id,
-    )
 
 
 def top_up(request: QuoteRequest) -> list[Invitation]:
