@@ -38,6 +38,25 @@ ACTIVITY_TABLES = (
     "user_account",
 )
 
+# `make test-fast` leaves out the tests that drive a browser, start worker or
+# server processes, or inject faults: they hold most of the suite's time.
+SLOW_MODULES = {
+    "test_bench_smoke.py",
+    "test_clinic_quotes_pipeline.py",
+    "test_gunicorn_serving.py",
+    "test_worker_pipeline.py",
+}
+
+
+def _is_slow(path: Path) -> bool:
+    return "faults" in path.parts or "browser" in path.stem or path.name in SLOW_MODULES
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _is_slow(item.path):
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="session")
 def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
