@@ -10,7 +10,7 @@ from quote_service.api.queue import ETAG_HEADER, ITEM, etag, expected_version, v
 from quote_service.models import QuoteRequest
 from quote_service.schemas.queue import QueueItemSchema
 from quote_service.schemas.quotes import QuotesSendInSchema
-from quote_service.services import clinic_quotes, workflow
+from quote_service.services import workflow
 
 blp = Blueprint(
     "quotes",
@@ -32,8 +32,7 @@ blp = Blueprint(
 def send_quotes(body: dict[str, Any], reference: str) -> tuple[QuoteRequest, dict[str, str]]:
     """Email the patient the chosen quotes side by side; the request becomes quoted"""
     version, from_header = expected_version(body)
-    request = workflow.lock(reference)
-    if version is not None:
-        workflow.check_version(request, version, from_header)
-    clinic_quotes.send_to_patient(request, body["quote_ids"], body.get("note"), actor())
+    request = workflow.send_quotes(
+        reference, body["quote_ids"], body.get("note"), actor(), version, from_header
+    )
     return request, etag(request)

@@ -24,7 +24,9 @@ from quote_service.schemas.queue import (
     RouteInSchema,
     TransitionInSchema,
 )
-from quote_service.services import presence, providers, queue, sla, users, workflow
+from quote_service.schemas.quotes import QuotesSendInSchema
+from quote_service.schemas.safety import VERDICTS, SafetyReviewInSchema
+from quote_service.services import presence, providers, queue, safety, sla, users, workflow
 
 ITEM = "/requests/<string:reference>"
 NOTE_TYPES = {"note"}
@@ -80,6 +82,8 @@ def render_detail(
         allowed=workflow.TRANSITIONS.get(detail["status"], ()),
         reroutable=detail["status"] in workflow.REROUTABLE,
         can_resend=any(n.kind == "acknowledgement" for n in detail["notifications"]),
+        sendable=[q for q in detail["quotes"] if q.status == "submitted"],
+        verdicts=VERDICTS,
         eligible=eligible,
         people=[u for u in users.list_users() if u.revoked_at is None],
         clock=sla.clock(detail["created_at"], detail["status"]),
@@ -215,6 +219,48 @@ def resend(reference: str) -> Any:
         lambda d: workflow.resend_acknowledgement(reference, d.get("note"), me().actor),
         "The acknowledgement will be sent again.",
         needs_version=False,
+    )
+
+
+@bp.route(f"{ITEM}/quotes/send", methods=["POST"])
+@login_required
+def send_quotes(reference: str) -> Any:
+    """The chosen quotes (one checkbox each) go to the patient side by side."""
+    chosen = [value.strip() for value in request.form.getlist("quote_ids") if value.strip()]
+    if not chosen:
+        errors: FieldErrors = {"quote_ids": ["Choose at least one quote to send."]}
+        return act(reference, None, errors, lambda d: None, "")
+    body: dict[str, Any] = {
+        "quote_ids": [int(v) if v.isascii() and v.isdigit() and len(v) <= 9 else v for v in chosen]
+    }
+    if posted_int("version") is not None:
+        body["version"] = posted_int("version")
+    if request.form.get("note", "").strip():
+        body["note"] = request.form["note"]
+    data, errors = load_body(QuotesSendInSchema(), body)
+    return act(
+        reference,
+        data,
+        errors,
+        lambda d: workflow.send_quotes(
+            reference, d["quote_ids"], d.get("note"), me().actor, d["version"], False
+        ),
+        "The quotes will be emailed to the patient.",
+    )
+
+
+@bp.route(f"{ITEM}/safety-review", methods=["POST"])
+@login_required
+def review_safety(reference: str) -> Any:
+    data, errors = read_form(SafetyReviewInSchema(), ["verdict", "note", "version"], ["version"])
+    return act(
+        reference,
+        data,
+        errors,
+        lambda d: safety.review(
+            reference, d["verdict"], d.get("note"), me().actor, d["version"], False
+        ),
+        "Review recorded.",
     )
 
 

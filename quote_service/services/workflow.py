@@ -231,3 +231,18 @@ def resend_acknowledgement(reference: str, note: str | None, actor: str) -> Noti
         db.session.rollback()
         raise Conflict("Another resend of this acknowledgement is under way.") from None
     return notification
+
+
+def send_quotes(
+    reference: str,
+    quote_ids: list[int],
+    note: str | None,
+    actor: str,
+    expected: int | None = None,
+    from_header: bool = False,
+) -> QuoteRequest:
+    """Send the patient the chosen clinics' quotes, on the version the caller read."""
+    request = lock(reference)
+    check_version(request, expected, from_header)
+    clinic_quotes.send_to_patient(request, quote_ids, note, actor)
+    return request

@@ -89,3 +89,32 @@ def providers_restored(app: Flask) -> Iterator[None]:
                     setattr(provider, name, value)
             db.session.commit()
             db.session.remove()
+
+
+def clinic_quote(app: Flask, reference: str) -> int:
+    """The request's first invited clinic answers with a quote, on its link: the quote's id."""
+    from datetime import date, timedelta
+
+    from quote_service.extensions import db
+    from quote_service.models import QuoteRequest
+    from quote_service.services import invitations
+
+    with app.app_context():
+        request = db.session.execute(
+            db.select(QuoteRequest).where(QuoteRequest.reference == reference)
+        ).scalar_one()
+        token = invitations.link_token(invitations.invitations_of(request.id)[0])
+        db.session.remove()
+    body = {
+        "price_min": 9000,
+        "price_max": 11000,
+        "currency": "EUR",
+        "includes": ["treatment"],
+        "excludes": ["flights"],
+        "valid_until": (date.today() + timedelta(days=30)).isoformat(),
+        "evidence": "experimental",
+        "doctor": "Dr. L. Janssens",
+    }
+    response = app.test_client().post(f"/api/v1/clinic/invitations/{token}/quote", json=body)
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()["quote_id"]

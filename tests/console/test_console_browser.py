@@ -26,7 +26,7 @@ from quote_service import create_app
 from quote_service.extensions import db
 from quote_service.models import Event, QuoteRequest, RoutingDecision
 from tests.conftest import base_config, smtp_config
-from tests.console.support import PASSWORD, person, providers_restored
+from tests.console.support import PASSWORD, clinic_quote, person, providers_restored
 from tests.payloads import minimal_body
 from tests.support.servers import Server
 from tests.support.smtp import SmtpSink
@@ -501,6 +501,12 @@ def test_axe_finds_no_serious_or_critical_violation_on_any_page(
 ):
     person(app, ADA, "admin")
     reference = stack.routed_request()
+    # A detail with every section: an urgent flag, an invitation and a quote to send.
+    flagged = stack.routed_request(
+        email="urgent.axe@example.org",
+        message="My father's face is drooping since this morning and he cannot speak",
+    )
+    clinic_quote(app, flagged)
     with app.app_context():
         from quote_service.models import Provider
 
@@ -517,6 +523,7 @@ def test_axe_finds_no_serious_or_critical_violation_on_any_page(
         "queue": "/console/",
         "queue with errors": "/console/?status=nonsense",
         "detail": f"/console/requests/{reference}",
+        "detail with quote and urgent flag": f"/console/requests/{flagged}",
         "statistics": "/console/statistics",
         "clinics": "/console/clinics",
         "clinic": f"/console/clinics/{clinic}",
