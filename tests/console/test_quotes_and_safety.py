@@ -161,3 +161,20 @@ def test_a_calm_request_has_no_urgent_section_and_refuses_a_review(
     assert response.status_code == 409
     assert "was not flagged as urgent" in response.text
     assert request_state(app, reference) == before
+
+
+def test_the_clinics_page_shows_how_each_clinic_answers(app: Flask, client: FlaskClient):
+    person(app, "adam@quote-service.example", "admin")
+    assert sign_in(client, "adam@quote-service.example").status_code == 303
+    reference, _ = quoted(app, client)
+    with app.app_context():
+        request = db.session.execute(
+            db.select(QuoteRequest).where(QuoteRequest.reference == reference)
+        ).scalar_one()
+        name = request.provider.name
+        db.session.remove()
+    html = client.get("/console/clinics").text
+    rows = re.findall(r"<tr>.*?</tr>", html, re.S)
+    (answered,) = [row for row in rows if f">{name}</a>" in row]
+    assert "<td>100%</td>" in answered and " h</td>" in answered
+    assert any("<td>not invited yet</td>" in row for row in rows if row != answered)
