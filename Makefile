@@ -56,7 +56,7 @@ test: $(STAMP) $(MO)
 # The quick lane: everything but the browser, worker-process and fault tests.
 test-fast: $(STAMP) $(MO)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not (faults or browser or fuzz or bench or processes)" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -38,24 +38,34 @@ ACTIVITY_TABLES = (
     "user_account",
 )
 
-# `make test-fast` leaves out the tests that drive a browser, start worker or
-# server processes, or inject faults: they hold most of the suite's time.
-SLOW_MODULES = {
-    "test_bench_smoke.py",
+# Each test module's kind, by where it lives (pyproject.toml registers the
+# markers). `make test-fast` leaves these out: they hold most of the suite's time.
+PROCESS_MODULES = {
     "test_clinic_quotes_pipeline.py",
     "test_gunicorn_serving.py",
     "test_worker_pipeline.py",
 }
 
 
-def _is_slow(path: Path) -> bool:
-    return "faults" in path.parts or "browser" in path.stem or path.name in SLOW_MODULES
+def kind_of(path: Path) -> str | None:
+    if "faults" in path.parts:
+        return "faults"
+    if "browser" in path.stem:
+        return "browser"
+    if path.stem.startswith("test_fuzz"):
+        return "fuzz"
+    if path.stem.startswith("test_bench"):
+        return "bench"
+    if path.name in PROCESS_MODULES:
+        return "processes"
+    return None
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if _is_slow(item.path):
-            item.add_marker(pytest.mark.slow)
+        kind = kind_of(item.path)
+        if kind is not None:
+            item.add_marker(getattr(pytest.mark, kind))
 
 
 @pytest.fixture(scope="session")

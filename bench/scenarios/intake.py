@@ -2,15 +2,40 @@
 
 from __future__ import annotations
 
+import time
+
 from bench import database
 from bench.context import Run
-from bench.loadgen import WrkResult, run_wrk, write_wrk_script
-from bench.results import ScenarioResult, Table, at_least, ms
+from bench.loadgen import WrkResult, intake_body, run_wrk, write_wrk_script
+from bench.results import ScenarioResult, Table, at_least, at_most, ms
 from bench.stack import HOST
 from bench.stats import median, ratio
 
 PATH = "/api/v1/quote-requests"
 TARGET = 0.8
+# The urgent-sign rules may cost the intake at most this share of a request.
+RULES_SHARE_TARGET = 0.05
+# A long message as patients write them (the posted one is short): the worst case.
+LONG_MESSAGE = (
+    "Mijn vader had in maart 2021 een herseninfarct. Sindsdien is zijn linkerarm zwak en"
+    " spreekt hij langzamer, maar hij loopt weer met een stok. Hij heeft ook diabetes type 2"
+    " en gebruikt insuline sinds 2015. Geen pijn op de borst, geen nieuwe klachten. "
+) * 8
+
+
+def rules_seconds(message: str, repeat: int) -> float:
+    """The median time the urgent-sign rules take to read `message`, in this process."""
+    from quote_service.safety.signs import assess, ruleset
+
+    rules = ruleset()
+    assess(message, rules)  # compiled and warm
+    samples = []
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(repeat):
+            assess(message, rules)
+        samples.append((time.perf_counter() - start) / repeat)
+    return median(samples)
 
 
 def _row(name: str, trials: list[WrkResult]) -> list[str]:
@@ -78,6 +103,21 @@ def run(run: Run) -> ScenarioResult:
         ],
         ratios=[at_least("throughput, project / floor", ratio(project, floor), TARGET)],
         raw={side: [vars(t) for t in results] for side, results in trials.items()},
+    )
+    # A request's share of one gunicorn worker is workers / throughput seconds;
+    # the rules run once per request inside it, so their share is their time
+    # over that (what the throughput ratio would lose with the rules on).
+    per_request = settings.http_workers / project if project else float("nan")
+    posted = rules_seconds(intake_body("rules@example.org")["message"], 2000)
+    long = rules_seconds(LONG_MESSAGE, 200)
+    result.ratios.append(
+        at_most("urgent rules, share of a request's time", posted / per_request, RULES_SHARE_TARGET)
+    )
+    result.notes.append(
+        f"Urgent-sign rules: {posted * 1e6:.0f} µs for the posted message,"
+        f" {long * 1e6:.0f} µs for a {len(LONG_MESSAGE)}-character one"
+        f" ({long / per_request:.1%} of a request); a request takes"
+        f" {per_request * 1e3:.1f} ms of a worker at the measured throughput."
     )
     if stored is not None:
         result.notes.append(
