@@ -15,6 +15,7 @@ from sqlalchemy import text
 
 from quote_service import create_app
 from quote_service.extensions import db
+from quote_service.models import activity_tables
 from quote_service.services.seed import seed_catalog
 from quote_service.services.users import create_user
 from tests.support.servers import Server, ensure_postgres, ensure_redis, free_port
@@ -23,20 +24,7 @@ from tests.support.smtp import SmtpSink
 pytest_plugins = ["tests.routing_fixtures", "tests.browser_fixtures"]
 
 # Tables that requests write; the catalog tables are seeded once per session.
-ACTIVITY_TABLES = (
-    "access_log",
-    "clinic_quote",
-    "invitation",
-    "idempotency_key",
-    "event",
-    "notification",
-    "outbox_message",
-    "presence",
-    "routing_decision",
-    "sign_in_failure",
-    "quote_request",
-    "user_account",
-)
+ACTIVITY_TABLES = activity_tables()
 
 # Each test module's kind, by where it lives (pyproject.toml registers the
 # markers). `make test-fast` leaves these out: they hold most of the suite's time.

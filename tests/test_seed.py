@@ -10,9 +10,16 @@ import pytest
 import yaml
 from flask import Flask
 from flask.testing import FlaskCliRunner
+from sqlalchemy import text
 
 from quote_service.extensions import db
-from quote_service.models import ConsentText, Disclaimer, Provider
+from quote_service.models import (
+    CATALOG_TABLES,
+    ConsentText,
+    Disclaimer,
+    Provider,
+    activity_tables,
+)
 from quote_service.services.catalog import disclaimers_in_scope
 from quote_service.services.seed import SeedError, default_catalog_path, seed_catalog
 
@@ -189,3 +196,15 @@ def test_unreadable_yaml_is_a_seed_error(app_context, tmp_path: Path):
     path.write_text("languages: [en\n", encoding="utf-8")
     with pytest.raises(SeedError, match="cannot read"):
         seed_catalog(path)
+
+
+def test_the_seed_fills_exactly_the_catalog_tables(app: Flask):
+    """Tests and the bench empty `activity_tables()` between runs: they must never hold
+    what the seed wrote, and every catalog table must be the seed's."""
+    with app.app_context():
+        assert CATALOG_TABLES <= set(db.metadata.tables)
+        for table in sorted(CATALOG_TABLES):
+            count = db.session.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
+            assert count > 0, f"the seed wrote nothing to {table}"
+        assert not CATALOG_TABLES & set(activity_tables())
+        assert {"quote_request", "invitation", "clinic_quote"} <= set(activity_tables())

@@ -33,7 +33,32 @@ from quote_service.models.quote_request import SAFETY_VERDICTS, STATUSES, Event,
 from quote_service.models.routing import RoutingDecision
 from quote_service.models.user import ROLES, User
 
+#: The tables `flask seed` fills from the catalog file; every other table holds
+#: what requests, clinics and people wrote (emptied between tests and bench runs).
+CATALOG_TABLES = frozenset(
+    {
+        "condition",
+        "consent_text",
+        "destination",
+        "destination_condition",
+        "disclaimer",
+        "language",
+        "provider",
+        "provider_condition",
+        "quote_item",
+        "treatment",
+    }
+)
+
+
+def activity_tables() -> tuple[str, ...]:
+    """Every table that is not the catalog's, from the models (a new model is in it)."""
+    return tuple(sorted(set(Base.metadata.tables) - CATALOG_TABLES))
+
+
 __all__ = [
+    "CATALOG_TABLES",
+    "activity_tables",
     "DECLINE_REASONS",
     "EVIDENCE_LEVELS",
     "INVITATION_STATUSES",
