@@ -150,20 +150,31 @@ def test_the_same_delivery_twice_sends_once(app_context, smtp):
     assert len(smtp.received) == 1
 
 
-def test_a_notification_being_sent_elsewhere_is_left_alone(app_context, smtp):
+def test_a_notification_being_sent_elsewhere_is_left_alone(app_context, smtp, app):
     ack, row = acknowledgement_row()
+    # Another run claimed the row and is sending: its lease is live.
     ack.status = "sending"
-    ack.last_attempt_at = utcnow()
+    row.holder, row.started_at = "another-run", utcnow()
+    row.available_at = utcnow() + timedelta(seconds=app.config["OUTBOX_LEASE_SECONDS"])
     db.session.commit()
     assert notifications.deliver(row.id) == "in-flight"
     assert smtp.received == []
+    reload(row)
+    assert row.holder == "another-run"  # left alone, lease and all
 
 
-def test_a_send_interrupted_past_its_lease_is_sent_again(app_context, smtp, app):
+def test_a_send_whose_run_died_is_sent_again_once_its_lease_ran_out(app_context, smtp):
     ack, row = acknowledgement_row()
-    ack.status = "sending"  # a worker died mid-send, long ago
-    ack.last_attempt_at = utcnow() - timedelta(seconds=app.config["OUTBOX_LEASE_SECONDS"] + 1)
+    # A worker died mid-send: it never released the row, and its lease ran out.
+    ack.status = "sending"
+    ack.attempts = 1
+    row.holder, row.started_at = "dead-run", utcnow() - timedelta(seconds=40)
+    row.available_at = utcnow() - timedelta(seconds=10)
     db.session.commit()
     assert notifications.deliver(row.id) == "sent"
     [received] = smtp.received
     assert received.message["Message-ID"] == ack.message_id  # same message, same id
+    reload(ack, row)
+    assert (ack.status, ack.attempts) == ("sent", 2)
+    assert row.failures == 1  # the run that died counts as a failure of the row
+    assert row.holder is None and row.completed_at is not None
