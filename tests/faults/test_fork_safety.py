@@ -55,9 +55,7 @@ def test_the_forking_process_runs_no_thread_and_its_relay_is_supervised(
     # The relay dies: the worker starts another, and work keeps flowing.
     [relay] = worker.relay_pids()
     os.kill(relay, signal.SIGKILL)
-    worker.wait_for(
-        lambda: worker.relay_pids() not in ([], [relay]), 15, "a new relay process"
-    )
+    worker.wait_for(lambda: worker.relay_pids() not in ([], [relay]), 15, "a new relay process")
     submit_and_wait(app, worker, faulty_smtp, "fork.two@example.org")
     assert thread_count(main) == 1
 
