@@ -212,7 +212,12 @@ def from_environment(
             "OUTBOX_RELAY_SECONDS", get("OUTBOX_RELAY_SECONDS", "1"), minimum=0.05
         ),
         "OUTBOX_LEASE_SECONDS": parse_float(
-            "OUTBOX_LEASE_SECONDS", get("OUTBOX_LEASE_SECONDS", "300"), minimum=1
+            "OUTBOX_LEASE_SECONDS", get("OUTBOX_LEASE_SECONDS", "30"), minimum=1
+        ),
+        # Runs of one outbox row that may fail (an error no retry mended, or a
+        # worker that died holding it) before the row is given up as failed.
+        "OUTBOX_MAX_FAILURES": parse_int(
+            "OUTBOX_MAX_FAILURES", get("OUTBOX_MAX_FAILURES", "5"), minimum=1
         ),
         "OUTBOX_BATCH_SIZE": parse_int(
             "OUTBOX_BATCH_SIZE", get("OUTBOX_BATCH_SIZE", "100"), minimum=1

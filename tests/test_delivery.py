@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from quote_service.extensions import db
 from quote_service.models import Event, Notification, OutboxMessage, utcnow
-from quote_service.services import notifications, pipeline
+from quote_service.services import notifications, outbox, pipeline
 from tests.routing_fixtures import received_row, submit
 from tests.support.servers import free_port
 
@@ -34,6 +36,14 @@ def reload(*objects) -> None:
     db.session.expire_all()
     for obj in objects:
         db.session.refresh(obj)
+
+
+def events(request_id: int) -> list[Event]:
+    return list(
+        db.session.execute(
+            db.select(Event).where(Event.quote_request_id == request_id).order_by(Event.id)
+        ).scalars()
+    )
 
 
 def event_types(request_id: int) -> list[str]:
@@ -150,20 +160,98 @@ def test_the_same_delivery_twice_sends_once(app_context, smtp):
     assert len(smtp.received) == 1
 
 
-def test_a_notification_being_sent_elsewhere_is_left_alone(app_context, smtp):
+def test_a_notification_being_sent_elsewhere_is_left_alone(app_context, smtp, app):
     ack, row = acknowledgement_row()
+    # Another run claimed the row and is sending: its lease is live.
     ack.status = "sending"
-    ack.last_attempt_at = utcnow()
+    row.holder, row.started_at = "another-run", utcnow()
+    row.available_at = utcnow() + timedelta(seconds=app.config["OUTBOX_LEASE_SECONDS"])
     db.session.commit()
     assert notifications.deliver(row.id) == "in-flight"
     assert smtp.received == []
+    reload(row)
+    assert row.holder == "another-run"  # left alone, lease and all
 
 
-def test_a_send_interrupted_past_its_lease_is_sent_again(app_context, smtp, app):
+def test_a_send_whose_run_died_is_sent_again_once_its_lease_ran_out(app_context, smtp):
     ack, row = acknowledgement_row()
-    ack.status = "sending"  # a worker died mid-send, long ago
-    ack.last_attempt_at = utcnow() - timedelta(seconds=app.config["OUTBOX_LEASE_SECONDS"] + 1)
+    # A worker died mid-send: it never released the row, and its lease ran out.
+    ack.status = "sending"
+    ack.attempts = 1
+    row.holder, row.started_at = "dead-run", utcnow() - timedelta(seconds=40)
+    row.available_at = utcnow() - timedelta(seconds=10)
     db.session.commit()
     assert notifications.deliver(row.id) == "sent"
     [received] = smtp.received
     assert received.message["Message-ID"] == ack.message_id  # same message, same id
+    reload(ack, row)
+    assert (ack.status, ack.attempts) == ("sent", 2)
+    assert row.failures == 1  # the run that died counts as a failure of the row
+    assert row.holder is None and row.completed_at is not None
+
+
+def test_a_message_that_fails_every_run_ends_failed_with_an_event_and_is_not_published(
+    app_context, smtp, app
+):
+    from worker.tasks import run_outbox_task
+
+    ack, row = acknowledgement_row()
+
+    def poison(outbox_id: int, holder: str) -> str:
+        outbox.claim(outbox_id, holder)
+        raise LookupError("a bug this message always meets")
+
+    ack_id, row_id = ack.id, row.id
+    for _ in range(app.config["OUTBOX_MAX_FAILURES"]):
+        with pytest.raises(LookupError):
+            run_outbox_task(poison, row_id)
+        row = db.session.get_one(OutboxMessage, row_id)  # the task ended its session
+        row.available_at = utcnow()  # its pause has passed
+        db.session.commit()
+    ack, row = db.session.get_one(Notification, ack_id), db.session.get_one(OutboxMessage, row_id)
+    assert row.completed_at is not None and row.failed_at is not None
+    assert row.last_error == "LookupError"  # the type only: a message may quote data
+    assert (row.failures, ack.status) == (app.config["OUTBOX_MAX_FAILURES"], "failed")
+    [failed] = [e for e in events(ack.quote_request_id) if e.type == "acknowledgement_failed"]
+    assert failed.actor == "system" and "LookupError" in failed.note
+    published = []
+    outbox.relay_once(publish=lambda *args: published.append(args[1]))
+    assert row.id not in published
+    assert smtp.received == []
+
+
+def test_a_message_whose_runs_keep_dying_is_given_up(app_context, smtp, app):
+    ack, row = acknowledgement_row()
+    for attempt in range(app.config["OUTBOX_MAX_FAILURES"] + 1):
+        claimed = outbox.claim(row.id, f"run-{attempt}")  # and the run dies
+        if claimed is None:
+            break
+        claimed.available_at = utcnow() - timedelta(seconds=1)  # its lease ran out
+        db.session.commit()
+    reload(ack, row)
+    # The first run, then one per failure: the run that meets the last failure gives up.
+    assert attempt == app.config["OUTBOX_MAX_FAILURES"]
+    assert row.completed_at is not None and ack.status == "failed"
+    assert "acknowledgement_failed" in event_types(ack.quote_request_id)
+
+
+def test_a_transient_database_error_is_retried_inside_the_task(app_context, smtp):
+    from sqlalchemy.exc import OperationalError
+
+    from worker.tasks import run_outbox_task
+
+    ack, row = acknowledgement_row()
+    ack_id, row_id = ack.id, row.id
+    calls = []
+
+    def flaky(outbox_id: int, holder: str) -> str:
+        calls.append(holder)
+        if len(calls) < 3:
+            raise OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+        return notifications.deliver(outbox_id, holder)
+
+    assert run_outbox_task(flaky, row_id) == "sent"
+    assert len(set(calls)) == 1  # one task run, one holder, throughout
+    ack, row = db.session.get_one(Notification, ack_id), db.session.get_one(OutboxMessage, row_id)
+    assert (ack.status, row.failures) == ("sent", 0)
+    assert len(smtp.received) == 1

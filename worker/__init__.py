@@ -1,6 +1,7 @@
 """The Celery app, made from the Flask app: `celery -A worker worker` / `celery -A worker beat`."""
 
 from celery.signals import worker_process_init
+from sqlalchemy.orm import configure_mappers
 
 from quote_service import create_app
 from quote_service.extensions import db
@@ -16,9 +17,16 @@ celery.conf.beat_schedule = BEAT_SCHEDULE
 
 import worker.tasks  # noqa: E402,F401  (registers the tasks on this app)
 
+# Nothing lazy is left for a pool child to set up under a lock it might
+# inherit: the mappers are configured here, once, before any fork. (The
+# forking process runs no thread of ours either: see worker/relay.py.)
+configure_mappers()
+
 
 @worker_process_init.connect
 def _fresh_connections_after_fork(**kwargs: object) -> None:
-    # A forked pool process must not share the parent's database sockets.
+    # A forked pool process must not share the parent's database sockets:
+    # drop the inherited pool without closing its connections (they are the
+    # parent's), so the child opens its own.
     with flask_app.app_context():
         db.engine.dispose(close=False)

@@ -8,8 +8,9 @@
   the task's lines carry them and the outbox rows it writes inherit the id.
 - `quote_service_tasks_total{task, outcome}` counts finished tasks (success,
   failure, retry).
-- With `WORKER_METRICS_PORT` set, the worker's main process serves its metrics
-  on that port (one port per worker on a host). With the default prefork
+- With `WORKER_METRICS_PORT` set, the worker serves its metrics on that port
+  (one port per worker on a host): from its main process with a pool that
+  does not fork, from its relay process with the prefork pool (fork rule). With the default prefork
   pool, tasks run in child processes: set `PROMETHEUS_MULTIPROC_DIR` (an empty
   directory of the worker's own, not the API's) so the server adds up every
   child's counters; with `--pool solo` or `threads` it is not needed.
@@ -110,10 +111,19 @@ class MetricsServer:
 
 
 class MetricsServerStep(bootsteps.StartStopStep):
-    """Runs a MetricsServer in the worker's main process when WORKER_METRICS_PORT is set."""
+    """Runs a MetricsServer in the worker's main process when WORKER_METRICS_PORT is set.
+
+    Not with the prefork pool: a process that forks runs no thread (the
+    shared design's fork rule), so there the relay's process serves the
+    metrics (worker/relay.py).
+    """
 
     def include_if(self, worker: WorkController) -> bool:
-        return worker.app.flask_app.config["WORKER_METRICS_PORT"] is not None
+        from celery.concurrency.prefork import TaskPool as PreforkPool
+
+        pool = worker.pool_cls
+        forks = isinstance(pool, type) and issubclass(pool, PreforkPool)
+        return worker.app.flask_app.config["WORKER_METRICS_PORT"] is not None and not forks
 
     def create(self, worker: WorkController) -> MetricsServer:
         config = worker.app.flask_app.config

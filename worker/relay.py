@@ -1,28 +1,54 @@
-"""The outbox relay, running inside every `celery -A worker worker` process.
+"""The outbox relay, running beside every `celery -A worker worker`.
 
-A worker bootstep starts a thread that publishes due outbox rows every
-OUTBOX_RELAY_SECONDS (at once again while a batch comes back full). On
-PostgreSQL it also LISTENs for the NOTIFY that every new outbox row sends on
-commit, so new work is published at once rather than at the next poll; the
-poll stays, for retries that come due and for a lost notification. Several
-workers may relay at once: rows are taken with SKIP LOCKED.
+The relay publishes due outbox rows every OUTBOX_RELAY_SECONDS (at once again
+while a batch comes back full). On PostgreSQL it also LISTENs for the NOTIFY
+that every new outbox row sends on commit, so new work is published at once
+rather than at the next poll; the poll stays, for retries that come due and
+for a lost notification. Several workers may relay at once: rows are taken
+with SKIP LOCKED.
+
+Where it runs follows the fork rule (shared design, "Worker processes"): a
+process that forks runs no thread that may hold a lock a child needs. With
+the prefork pool the worker's main process forks pool children at any
+moment (`--max-tasks-per-child`, a child lost), so there the relay is a
+companion process of its own, `python -m worker.relay`: started by the
+worker, restarted when it dies, stopped (SIGTERM, then SIGKILL) when the
+worker shuts down, and ending by itself if the worker is killed. That process
+never forks. It also serves the worker's metrics (WORKER_METRICS_PORT), the
+other thread a forking worker would otherwise run. With a pool that does not
+fork (solo, threads: `make run`, the in-process test worker) the relay is a
+thread of the worker.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
+from typing import Any
 
 import psycopg
 from celery import bootsteps
+from celery.concurrency.prefork import TaskPool as PreforkPool
 from celery.worker import WorkController
 from flask import Flask
 from sqlalchemy.engine import make_url
 
 from quote_service.extensions import db
 from quote_service.services.outbox import NOTIFY_CHANNEL, relay_once
+from worker.observability import MetricsServer
 
 log = logging.getLogger(__name__)
+
+#: How often the worker checks that its relay process is alive.
+SUPERVISE_SECONDS = 1.0
+#: How long a relay process may take to finish its batch when asked to stop.
+STOP_SECONDS = 10.0
 
 
 class Wakeup:
@@ -63,6 +89,8 @@ class Wakeup:
 
 
 class OutboxRelay:
+    """The relay loop; `start()` runs it in a thread, `run()` in the calling thread."""
+
     def __init__(self, app: Flask) -> None:
         self.app = app
         self.interval = app.config["OUTBOX_RELAY_SECONDS"]
@@ -73,19 +101,19 @@ class OutboxRelay:
 
     def start(self) -> None:
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="outbox-relay", daemon=True)
+        self._thread = threading.Thread(target=self.run, name="outbox-relay", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = STOP_SECONDS) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
 
-    def _run(self) -> None:
+    def run(self, still_wanted: Any = lambda: True) -> None:
         try:
-            while not self._stop.is_set():
-                published = self.run_once()
-                if published < self.batch_size and not self._stop.is_set():
+            while not self._stop.is_set() and still_wanted():
+                handled = self.run_once()
+                if handled < self.batch_size and not self._stop.is_set():
                     self._wakeup.wait()
         finally:
             self._wakeup.close()
@@ -101,12 +129,110 @@ class OutboxRelay:
                 db.session.remove()
 
 
-class OutboxRelayStep(bootsteps.StartStopStep):
-    """Runs an OutboxRelay for the life of the worker.
+class RelayProcess:
+    """The relay as a companion process of a forking worker, supervised by it.
 
-    The relay is the step's `obj`, so Celery starts it, and stops it on a warm
-    or a cold shutdown alike.
+    Supervision runs on the worker's own timer (its event loop with a Redis
+    broker), so the worker's main process gains no thread.
     """
 
-    def create(self, worker: WorkController) -> OutboxRelay:
+    def __init__(self, worker: WorkController) -> None:
+        self.worker = worker
+        self.process: subprocess.Popen[bytes] | None = None
+        self._timer_entry: Any = None
+        self._stopping = False
+
+    def command(self) -> list[str]:
+        command = [sys.executable, "-m", "worker.relay", "--parent", str(os.getpid())]
+        if self.worker.app.flask_app.config["WORKER_METRICS_PORT"] is not None:
+            command.append("--metrics")  # its server is a thread too: it lives here
+        return command
+
+    def start(self) -> None:
+        self._stopping = False
+        self._spawn()
+        self._timer_entry = self.worker.timer.call_repeatedly(SUPERVISE_SECONDS, self.supervise)
+
+    def _spawn(self) -> None:
+        # fork + exec at once: the new process inherits no lock and no thread.
+        self.process = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL)
+        log.info("outbox relay process %d started", self.process.pid)
+
+    def supervise(self) -> None:
+        if self._stopping or self.process is None:
+            return
+        code = self.process.poll()
+        if code is not None:
+            log.warning("outbox relay process exited (%s): starting a new one", code)
+            self._spawn()
+
+    def stop(self) -> None:
+        self._stopping = True
+        if self._timer_entry is not None:
+            self._timer_entry.cancel()
+            self._timer_entry = None
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(STOP_SECONDS)
+
+
+def pool_forks(worker: WorkController) -> bool:
+    pool = worker.pool_cls
+    return isinstance(pool, type) and issubclass(pool, PreforkPool)
+
+
+class OutboxRelayStep(bootsteps.StartStopStep):
+    """Runs the outbox relay for the life of the worker.
+
+    The relay (a process or a thread, see the module's docstring) is the
+    step's `obj`, so Celery starts it, and stops it on a warm or a cold
+    shutdown alike.
+    """
+
+    requires = ("celery.worker.components:Timer",)
+
+    def create(self, worker: WorkController) -> RelayProcess | OutboxRelay:
+        if pool_forks(worker):
+            return RelayProcess(worker)
         return OutboxRelay(worker.app.flask_app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m worker.relay`: the relay loop, until SIGTERM or until its worker is gone."""
+    parser = argparse.ArgumentParser(prog="python -m worker.relay")
+    parser.add_argument("--parent", type=int, help="end when this process is gone")
+    parser.add_argument("--metrics", action="store_true", help="serve the worker's metrics")
+    args = parser.parse_args(argv)
+
+    from worker import flask_app
+
+    metrics = None
+    if args.metrics:
+        config = flask_app.config
+        metrics = MetricsServer(config["WORKER_METRICS_PORT"], config["PROMETHEUS_MULTIPROC_DIR"])
+        metrics.start()
+    relay = OutboxRelay(flask_app)
+    signal.signal(signal.SIGTERM, lambda *_: relay._stop.set())
+    signal.signal(signal.SIGINT, lambda *_: relay._stop.set())
+
+    def still_wanted() -> bool:
+        # Killed with SIGKILL, the worker cannot stop us: we are re-parented.
+        return args.parent is None or os.getppid() == args.parent
+
+    started = time.monotonic()
+    try:
+        relay.run(still_wanted)
+    finally:
+        if metrics is not None:
+            metrics.stop()
+    log.info("outbox relay process stopped after %.0f s", time.monotonic() - started)
+
+
+if __name__ == "__main__":
+    main()

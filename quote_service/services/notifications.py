@@ -2,14 +2,17 @@
 
 Exactly-once in practice: a notification is recorded (with its rendered
 bytes and Message-ID) in the same transaction as the decision that calls for
-it, under a unique `dedupe_key`. Before sending, its status is set to
-`sending` and committed; a duplicate delivery that finds it `sending` within
-the lease leaves it alone. One window remains: the worker dies after the SMTP
-server accepted the message and before `sent` is committed. The lease then
-runs out and the same bytes go out again with the same Message-ID, which
-mailbox providers use to fold duplicates. We accept it: the window is a few
-milliseconds long, and losing an acknowledgement would be worse than a
-duplicate that most mailboxes hide.
+it, under a unique `dedupe_key`. A delivery claims its outbox row first (a
+short lease, renewed while the SMTP send runs: see services/outbox.py), so a
+duplicate delivery meanwhile leaves it alone. Before sending, its status is
+set to `sending` and committed; a later run that finds it `sending` knows the
+run that set it died. Once the server has taken the email, the `sent` commit
+is retried through a database outage of up to 30 s. One window remains: the
+worker dies after the SMTP server accepted the message and before `sent` is
+committed. Its lease then runs out (30 s) and the same bytes go out again
+with the same Message-ID, which mailbox providers use to fold duplicates. We
+accept it: the window is a few milliseconds long, and losing an
+acknowledgement would be worse than a duplicate that most mailboxes hide.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import gettext
 import logging
 import random
+import uuid
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
@@ -56,12 +60,16 @@ from quote_service.services.catalog import (
     quote_item_names,
     translated,
 )
+from quote_service.services.transient import retry_transient
 
 log = logging.getLogger(__name__)
 
 SYSTEM = "system"
 FINAL_STATUSES = ("sent", "failed", "blocked", "suppressed", "grouped", "digested")
 TEMPLATE_LANGUAGES = ("en", "fr", "nl", "de")
+# How long a `sent` that could not be committed is retried: well inside the
+# task's time limit, long enough for a database restart or failover.
+SENT_RECORD_RETRY_SECONDS = 30.0
 
 
 def acknowledgement_disclaimers(
@@ -421,9 +429,18 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=random.uniform(ceiling / 2, ceiling))
 
 
-def deliver(outbox_id: int) -> str:
-    """Send the notification of an outbox row; return what happened."""
-    row = outbox.claim(outbox_id)
+def deliver(outbox_id: int, holder: str | None = None) -> str:
+    """Send the notification of an outbox row; return what happened.
+
+    `holder` names this task run (a fresh one when not given); a run that
+    retries after a transient error passes the same one, so it is not taken
+    for a second, concurrent delivery.
+    """
+    holder = holder or uuid.uuid4().hex
+    try:
+        row = outbox.claim(outbox_id, holder)
+    except outbox.Held:
+        return "in-flight"
     if row is None:
         return "done-already"
     notification = db.session.execute(
@@ -436,11 +453,8 @@ def deliver(outbox_id: int) -> str:
         outbox.complete(row, now)
         db.session.commit()
         return "done-already"
-    lease = timedelta(seconds=current_app.config["OUTBOX_LEASE_SECONDS"])
-    if notification.status == "sending" and notification.last_attempt_at > now - lease:
-        # Another worker is sending it right now; the relay re-checks after the lease.
-        db.session.rollback()
-        return "in-flight"
+    # `sending` here means the run that set it is gone (the claim would have
+    # refused a live one): the email goes again, the same bytes and Message-ID.
 
     # Record before sending: a crash from here on leaves "sending", not "pending".
     notification.status = "sending"
@@ -450,11 +464,12 @@ def deliver(outbox_id: int) -> str:
 
     request = _request_of(notification)
     try:
-        sender_from_config(current_app.config).send(
-            notification.recipient,
-            notification.mime.encode("utf-8"),
-            label=f"{request.reference if request else 'coordinators'}-{notification.kind}",
-        )
+        with outbox.lease_kept(outbox_id, holder):
+            sender_from_config(current_app.config).send(
+                notification.recipient,
+                notification.mime.encode("utf-8"),
+                label=f"{request.reference if request else 'coordinators'}-{notification.kind}",
+            )
     except SendError as error:
         return _failed_attempt(outbox_id, notification, request, error)
     except Exception as error:
@@ -466,15 +481,39 @@ def deliver(outbox_id: int) -> str:
         unexpected = TransientSendError(f"unexpected: {type(error).__name__}: {error}")
         return _failed_attempt(outbox_id, notification, request, unexpected)
 
-    row = db.session.get_one(OutboxMessage, outbox_id)
-    notification.status = "sent"
-    notification.sent_at = utcnow()
-    notification.last_error = None
-    outbox.complete(row)
-    _event(request, f"{notification.kind}_sent", None, notification)
-    db.session.commit()
+    _record_sent(outbox_id, notification.id)
     log.info("sent %s for %s", notification.kind, _about(request))
     return "sent"
+
+
+class SentNotRecorded(Exception):
+    """The SMTP server took the email but `sent` could not be committed.
+
+    Not transient for the task: running the delivery again would send again.
+    The row's lease runs out and the email goes once more (same Message-ID):
+    the one duplicate the service accepts, after the database stayed away for
+    the whole retry window.
+    """
+
+
+def _record_sent(outbox_id: int, notification_id: int) -> None:
+    """Commit `sent`, retried with a short backoff: the email has gone, only the record waits."""
+
+    def record() -> None:
+        notification = db.session.get_one(Notification, notification_id)
+        row = db.session.get_one(OutboxMessage, outbox_id)
+        notification.status = "sent"
+        notification.sent_at = utcnow()
+        notification.last_error = None
+        outbox.complete(row)
+        _event(_request_of(notification), f"{notification.kind}_sent", None, notification)
+        db.session.commit()
+
+    try:
+        retry_transient(record, SENT_RECORD_RETRY_SECONDS, on_retry=db.session.rollback)
+    except Exception as error:
+        db.session.rollback()
+        raise SentNotRecorded(type(error).__name__) from error
 
 
 def _request_of(notification: Notification) -> QuoteRequest | None:

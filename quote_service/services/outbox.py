@@ -1,25 +1,42 @@
 """The outbox: work recorded with the data it is about, published to the workers later.
 
-The request path only writes rows. The relay (running inside the Celery
-worker) publishes rows that are due and pushes their `available_at` one lease
-ahead; a row is completed only when its work is done, so a message lost in
-the broker or in a killed worker is published again when the lease runs out.
-Handlers lock their row, so a duplicate delivery waits and then sees it done.
+The request path only writes rows. The relay publishes rows that are due; a
+row is completed only when its work is done, so a message lost in the broker
+or in a killed worker is published again. How soon, without a storm:
+
+- A task that starts on a row *claims* it: its run's `holder` id, `started_at`,
+  and a lease (`available_at` one `OUTBOX_LEASE_SECONDS` ahead, 30 s by
+  default), committed before the work and renewed while an email is being
+  sent. A duplicate delivery meanwhile sees the live lease and leaves the row
+  alone. A worker that dies stops renewing: the lease runs out and the relay
+  publishes the row again, so crashed work is redone within a lease, not
+  after the broker's visibility timeout.
+- A published row whose message has not started yet is looked at again a
+  lease after publication, and published again only when its queue is empty:
+  then its message is not waiting there (lost with the broker, or with a
+  worker that had taken it and died). A backlog still in the queue is never
+  re-published while it drains.
+- A run that fails (an error that no in-task retry mended) or dies counts as a
+  failure; after `OUTBOX_MAX_FAILURES` the row is given up: completed as
+  failed, with an event on its request's timeline, never published forever.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import text
+from kombu.exceptions import ChannelError
+from sqlalchemy import text, update
 
 from quote_service.extensions import db
 from quote_service.logging_setup import current_request_id
-from quote_service.models import OutboxMessage, utcnow
+from quote_service.models import Event, Notification, OutboxMessage, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +47,15 @@ TASK_FOR_TOPIC = {
     TOPIC_RECEIVED: "quote.route_request",
     TOPIC_SEND: "quote.send_notification",
 }
+SYSTEM = "system"
 
 # The relay LISTENs here (PostgreSQL) to publish new rows at once.
 NOTIFY_CHANNEL = "quote_service_outbox"
 
 # (task name, outbox row id, broker connection, request id or None)
 Publish = Callable[[str, int, Any, str | None], None]
+# (broker connection, task name) -> messages waiting in that task's queue
+QueueSize = Callable[[Any, str], int]
 
 
 def enqueue(topic: str, payload: dict[str, int], now: datetime | None = None) -> OutboxMessage:
@@ -71,11 +91,37 @@ def publish_with_celery(
     )
 
 
-def relay_once(publish: Publish | None = None, batch_size: int | None = None) -> int:
-    """Publish one batch of due rows; return how many were published."""
+def queue_size_with_celery(connection: Any, task_name: str) -> int:
+    """Messages waiting in the broker queue the task is routed to."""
+    celery = current_app.extensions["celery"]
+    queue = celery.amqp.router.route({}, task_name)["queue"].name
+    try:
+        return connection.default_channel.queue_declare(queue=queue, passive=True).message_count
+    except ChannelError:
+        return 0  # Redis drops an empty list: no queue is an empty queue
+
+
+def _lease() -> timedelta:
+    return timedelta(seconds=current_app.config["OUTBOX_LEASE_SECONDS"])
+
+
+def _waiting_in_queue(row: OutboxMessage) -> bool:
+    """Published, and no task has started on it since: its message is queued (or lost)."""
+    return row.published_at is not None and (
+        row.started_at is None or row.started_at < row.published_at
+    )
+
+
+def relay_once(
+    publish: Publish | None = None,
+    batch_size: int | None = None,
+    queue_size: QueueSize | None = None,
+) -> int:
+    """Publish one batch of due rows; return how many rows it looked at."""
     publish = publish or publish_with_celery
+    queue_size = queue_size or queue_size_with_celery
     batch_size = batch_size or current_app.config["OUTBOX_BATCH_SIZE"]
-    lease = timedelta(seconds=current_app.config["OUTBOX_LEASE_SECONDS"])
+    lease = _lease()
     now = utcnow()
     rows = list(
         db.session.execute(
@@ -94,10 +140,17 @@ def relay_once(publish: Publish | None = None, batch_size: int | None = None) ->
         # A fresh broker connection per batch: after an outage no stale pooled
         # connection can keep failing the relay.
         with current_app.extensions["celery"].connection_for_write() as connection:
+            queued: dict[str, int] = {}
             for row in rows:
-                publish(
-                    TASK_FOR_TOPIC[row.topic], row.id, connection, row.payload.get("request_id")
-                )
+                task = TASK_FOR_TOPIC[row.topic]
+                if _waiting_in_queue(row):
+                    if task not in queued:
+                        queued[task] = queue_size(connection, task)
+                    if queued[task] > 0:
+                        # Maybe still in the queue, behind a backlog: look again later.
+                        row.available_at = now + lease
+                        continue
+                publish(task, row.id, connection, row.payload.get("request_id"))
                 row.published_at = now
                 row.publish_count += 1
                 row.available_at = now + lease
@@ -108,8 +161,43 @@ def relay_once(publish: Publish | None = None, batch_size: int | None = None) ->
     return len(rows)
 
 
-def claim(outbox_id: int) -> OutboxMessage | None:
-    """Lock a row for its handler; None when it is gone or already done."""
+class Held(Exception):
+    """Another task run holds the row's lease right now: this delivery is a duplicate."""
+
+
+def claim(outbox_id: int, holder: str) -> OutboxMessage | None:
+    """Take the row's lease for this task run and lock it for the work.
+
+    None when there is nothing to do: the row is gone or done, or it failed
+    too often and was given up just now; `Held` while another live run holds
+    it (that run completes it, or its lease runs out and the relay publishes
+    the row again). The lease
+    is committed before the caller works, so a worker that dies from here on
+    leaves a lease that runs out, not a row that waits for a long timeout.
+    """
+    row = _locked(outbox_id)
+    if row is None:
+        return None
+    now = utcnow()
+    if row.holder is not None and row.holder != holder:
+        held = not _waiting_in_queue(row) and row.available_at > now
+        if held:
+            db.session.rollback()
+            raise Held(outbox_id)
+        # The run that held it ended without releasing it: it died.
+        row.failures += 1
+        if row.failures >= current_app.config["OUTBOX_MAX_FAILURES"]:
+            give_up(row, "the worker running it stopped (killed or crashed)")
+            db.session.commit()
+            return None
+    row.holder = holder
+    row.started_at = now
+    row.available_at = now + _lease()
+    db.session.commit()
+    return _locked(outbox_id)
+
+
+def _locked(outbox_id: int) -> OutboxMessage | None:
     row = db.session.execute(
         db.select(OutboxMessage).where(OutboxMessage.id == outbox_id).with_for_update()
     ).scalar_one_or_none()
@@ -119,13 +207,122 @@ def claim(outbox_id: int) -> OutboxMessage | None:
     return row
 
 
+@contextmanager
+def lease_kept(outbox_id: int, holder: str) -> Iterator[None]:
+    """Renew the row's lease every third of it while the block runs (an SMTP send may be slow).
+
+    The renewal runs in a thread with its own connection: the block holds no
+    transaction open meanwhile. Pool processes never fork, so a thread there
+    cannot leave a lock to a child. It renews only while `holder` still holds
+    the row: a run whose lease ran out has been replaced and must not take it back.
+    """
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    lease = _lease()
+    stop = threading.Event()
+
+    def renew() -> None:
+        while not stop.wait(lease.total_seconds() / 3):
+            with app.app_context():
+                try:
+                    db.session.execute(
+                        update(OutboxMessage)
+                        .where(
+                            OutboxMessage.id == outbox_id,
+                            OutboxMessage.holder == holder,
+                            OutboxMessage.completed_at.is_(None),
+                        )
+                        .values(available_at=utcnow() + lease)
+                    )
+                    db.session.commit()
+                except Exception as error:  # the next renewal may get through
+                    log.warning("outbox lease not renewed: %s", type(error).__name__)
+                finally:
+                    db.session.remove()
+
+    thread = threading.Thread(target=renew, name="outbox-lease", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 def complete(row: OutboxMessage, now: datetime | None = None) -> None:
     row.completed_at = now or utcnow()
+    row.holder = None
 
 
 def retry_at(row: OutboxMessage, when: datetime) -> None:
-    """Make the row due again at `when` (a retry with backoff)."""
+    """Make the row due again at `when` (a retry with backoff) and release it."""
     row.available_at = when
+    row.holder = None
+
+
+def failure_backoff(failures: int) -> timedelta:
+    """A short, growing pause before a failed run is tried again (2, 4, 8, 16 s...)."""
+    return timedelta(seconds=min(60, 2**failures))
+
+
+def record_failure(outbox_id: int, holder: str, reason: str) -> str:
+    """A run ended in an error no retry mended: try again later, or give the row up.
+
+    `reason` names the error's type only: it reaches an event, and an
+    exception's text may quote personal data.
+    """
+    row = _locked(outbox_id)
+    if row is None or row.holder != holder:
+        db.session.rollback()
+        return "done-already" if row is None else "superseded"
+    row.failures += 1
+    if row.failures >= current_app.config["OUTBOX_MAX_FAILURES"]:
+        give_up(row, reason)
+        db.session.commit()
+        return "failed"
+    row.last_error = reason[:200]
+    retry_at(row, utcnow() + failure_backoff(row.failures))
+    db.session.commit()
+    return "retry"
+
+
+def give_up(row: OutboxMessage, reason: str) -> None:
+    """Complete a row whose work keeps failing, visibly: an event on its request's timeline.
+
+    An email given up is `failed` like one the SMTP server refused, so the
+    coordinators see it with the other emails of the request.
+    """
+    now = utcnow()
+    complete(row, now)
+    row.failed_at = now
+    row.last_error = reason[:200]
+    note = f"{TASK_FOR_TOPIC[row.topic]} failed {row.failures} times: {reason}"[:1000]
+    log.error("outbox row %s given up after %d failures", row.id, row.failures)
+    request_id: int | None = row.payload.get("quote_request_id")
+    event_type = "processing_failed"
+    data: dict[str, Any] = {"outbox_id": row.id, "task": TASK_FOR_TOPIC[row.topic]}
+    if row.topic == TOPIC_SEND:
+        notification = db.session.execute(
+            db.select(Notification)
+            .where(Notification.id == row.payload["notification_id"])
+            .with_for_update()
+        ).scalar_one()
+        request_id = notification.quote_request_id
+        data.update(notification_id=notification.id, kind=notification.kind)
+        if notification.status not in ("sent", "failed"):
+            notification.status = "failed"
+            notification.last_error = note
+            event_type = f"{notification.kind}_failed"
+    if request_id is not None:
+        db.session.add(
+            Event(
+                quote_request_id=request_id,
+                type=event_type,
+                actor=SYSTEM,
+                note=note,
+                data=data,
+                at=now,
+            )
+        )
 
 
 def backlog() -> dict[str, Any]:

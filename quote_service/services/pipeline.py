@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import uuid
+
 from quote_service.extensions import db
 from quote_service.models import QuoteRequest
 from quote_service.services import invitations, outbox, routing
 
 
-def process_received(outbox_id: int) -> str:
+def process_received(outbox_id: int, holder: str | None = None) -> str:
     """Route the request of an outbox row and record its emails, in one transaction.
 
     Running it twice changes nothing: the row is locked and completed with
     the work, and a request that has left `received` is not routed again.
+    `holder` names the task run (see `outbox.claim`).
     """
-    row = outbox.claim(outbox_id)
+    try:
+        row = outbox.claim(outbox_id, holder or uuid.uuid4().hex)
+    except outbox.Held:
+        return "in-flight"
     if row is None:
         return "done-already"
     request = db.session.execute(

@@ -46,13 +46,19 @@ def start_worker(
     started: list[WorkerProcess] = []
 
     def start(
-        redis_url: str, *, concurrency: int = 1, **settings: str | int | float
+        redis_url: str,
+        *,
+        concurrency: int = 1,
+        extra_args: tuple[str, ...] = (),
+        **settings: str | int | float | None,
     ) -> WorkerProcess:
         environment = worker_environment(
             postgres.url, redis_url, faulty_smtp.host, faulty_smtp.port, **settings
         )
         log_path = tmp_path / f"worker-{len(started) + 1}.log"
-        worker = WorkerProcess(environment, log_path, concurrency=concurrency)
+        worker = WorkerProcess(
+            environment, log_path, concurrency=concurrency, extra_args=extra_args
+        )
         started.append(worker)
         return worker.start()
 

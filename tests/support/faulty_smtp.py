@@ -7,6 +7,7 @@
   taken (recorded as received, the way an MTA queues it before answering) and the
   reply is held back until `release()`, so a test can kill the sender while it
   waits inside `smtplib.sendmail`.
+- `slow_down(seconds)`: every accepted message is answered that late.
 
 Every DATA is also logged in `attempts` (recipients and the reply code given), so
 a test can tell a message that was never retried from one that was.
@@ -46,6 +47,8 @@ class FaultyHandler:
     stalled: threading.Event = field(default_factory=threading.Event)
     released: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Seconds every accepted message takes before its reply: a slow server.
+    delay: float = 0.0
 
     async def handle_DATA(self, server, session, envelope) -> str:  # noqa: ANN001, N802
         recipients = [address.lower() for address in envelope.rcpt_tos]
@@ -63,6 +66,8 @@ class FaultyHandler:
             stall = self.stall_armed and any(r.endswith(self.stall_suffix) for r in recipients)
             if stall:
                 self.stall_armed = False
+        if self.delay:
+            await asyncio.sleep(self.delay)
         if stall:
             self.stalled.set()
             loop = asyncio.get_running_loop()
@@ -90,6 +95,10 @@ class FaultySmtpSink:
     def reply_to(self, recipient: str, *replies: str) -> None:
         with self.handler.lock:
             self.handler.replies.setdefault(recipient.lower(), deque()).extend(replies)
+
+    def slow_down(self, seconds: float) -> None:
+        """Answer every accepted message `seconds` late, like a slow or distant server."""
+        self.handler.delay = seconds
 
     def stall_next(self, recipient_suffix: str = "") -> None:
         """Hold back the reply to the next message (to an address ending with the suffix)."""

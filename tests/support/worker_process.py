@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 #: The project root, where `celery -A worker` finds the `worker` package.
@@ -30,14 +30,15 @@ def worker_environment(
     redis_url: str,
     smtp_host: str,
     smtp_port: int,
-    **overrides: str | int | float,
+    **overrides: str | int | float | None,
 ) -> dict[str, str]:
     """The environment of a worker process: this one's, plus the service's settings.
 
     Defaults keep fault tests quick: a relay round every 0.2 s, a 5 s lease and
-    sub-second retry backoff.
+    sub-second retry backoff. An override of None leaves the variable unset, so
+    the service's own default applies (a test of a promise the defaults make).
     """
-    settings: dict[str, str | int | float] = {
+    settings: dict[str, str | int | float | None] = {
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "SMTP_HOST": smtp_host,
@@ -52,19 +53,60 @@ def worker_environment(
         "QUOTE_FANOUT": 1,
         **overrides,
     }
-    return {**os.environ, **{name: str(value) for name, value in settings.items()}}
+    environment = {**os.environ, **{name: str(value) for name, value in settings.items()}}
+    return {
+        name: value
+        for name, value in environment.items()
+        if not (name in settings and settings[name] is None)
+    }
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (from /proc)."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        # The command name (in parentheses) may hold spaces: split after it.
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[1]) == pid:
+            children.append(int(entry.name))
+    return sorted(children)
+
+
+def command_line(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
+    except OSError:
+        return []
+
+
+def thread_count(pid: int) -> int:
+    """How many threads the process runs (its /proc tasks)."""
+    return len(list(Path(f"/proc/{pid}/task").iterdir()))
 
 
 class WorkerProcess:
     """One `celery -A worker worker` process (solo pool unless `concurrency` > 1)."""
 
     def __init__(
-        self, environment: Mapping[str, str], log_path: Path, concurrency: int = 1
+        self,
+        environment: Mapping[str, str],
+        log_path: Path,
+        concurrency: int = 1,
+        extra_args: Sequence[str] = (),
     ) -> None:
         self.environment = dict(environment)
         self.log_path = log_path
         self.concurrency = concurrency
+        self.extra_args = list(extra_args)
         self._process: subprocess.Popen[bytes] | None = None
+        #: Whether the last `stop()` ended by itself, within STOP_TIMEOUT.
+        self.stopped_warm: bool | None = None
 
     @property
     def pid(self) -> int | None:
@@ -91,7 +133,7 @@ class WorkerProcess:
         command = [sys.executable, "-m", "celery", "-A", "worker", "worker", *pool]
         # A unique node name: a killed worker and its replacement must not look alike.
         command += ["-n", f"faults-{uuid.uuid4().hex[:8]}@%h", "--loglevel=WARNING"]
-        command += ["--without-mingle", "--without-gossip"]
+        command += ["--without-mingle", "--without-gossip", *self.extra_args]
         with open(self.log_path, "ab") as log_file:
             self._process = subprocess.Popen(
                 command,
@@ -121,6 +163,7 @@ class WorkerProcess:
             deadline = time.monotonic() + STOP_TIMEOUT
             while not self._exited() and time.monotonic() < deadline:
                 time.sleep(POLL_INTERVAL)
+            self.stopped_warm = self._exited()
         # The leader is not reaped yet, so the group id is still this worker's:
         # pool children (or a worker that ignored SIGTERM) must not outlive the test.
         try:
@@ -140,6 +183,27 @@ class WorkerProcess:
                     f"no {what} within {timeout:g} s; worker log:\n{self.log_tail()}"
                 )
             time.sleep(POLL_INTERVAL)
+
+    def relay_pids(self) -> list[int]:
+        """The worker's outbox relay processes (`python -m worker.relay`), if any."""
+        assert self._process is not None
+        return [
+            pid
+            for pid in child_pids(self._process.pid)
+            if command_line(pid)[1:3] == ["-m", "worker.relay"]
+        ]
+
+    def pool_pids(self) -> list[int]:
+        """The worker's pool children (every child that is not its relay)."""
+        assert self._process is not None
+        relay = set(self.relay_pids())
+        return [pid for pid in child_pids(self._process.pid) if pid not in relay]
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
 
     def log_tail(self, lines: int = 30) -> str:
         """The end of the worker's log, for assertion messages."""
