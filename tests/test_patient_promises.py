@@ -22,26 +22,30 @@ def test_a_resend_after_erasure_is_409_request_erased(
 ):
     reference = routed_request(client, email="erased.resend@example.org")
     erased = client.post(
-        "/api/v1/privacy/erasure", json={"email": "erased.resend@example.org"}, headers=admin.headers
+        "/api/v1/privacy/erasure",
+        json={"email": "erased.resend@example.org"},
+        headers=admin.headers,
     )
     assert erased.status_code == 200, erased.get_json()
     before = acknowledgements()
-    response = client.post(f"{URL}/{reference}/acknowledgement", json={}, headers=coordinator.headers)
+    response = client.post(
+        f"{URL}/{reference}/acknowledgement", json={}, headers=coordinator.headers
+    )
     assert response.status_code == 409
     assert response.get_json()["error"]["code"] == "request_erased"
     db.session.remove()
     assert acknowledgements() == before
 
 
-@pytest.mark.parametrize(
-    "path", [("withdrawn",), ("rejected",), ("in_review", "quoted", "closed")]
-)
+@pytest.mark.parametrize("path", [("withdrawn",), ("rejected",), ("in_review", "quoted", "closed")])
 def test_no_resend_once_the_request_ended(client, app_context, coordinator: Caller, path):
     reference = routed_request(client)
     for to in path:
         assert move(client, coordinator, reference, to).status_code == 200
     before = acknowledgements()
-    response = client.post(f"{URL}/{reference}/acknowledgement", json={}, headers=coordinator.headers)
+    response = client.post(
+        f"{URL}/{reference}/acknowledgement", json={}, headers=coordinator.headers
+    )
     assert response.status_code == 409
     assert response.get_json()["error"]["code"] == "request_not_open"
     db.session.remove()
@@ -51,7 +55,9 @@ def test_no_resend_once_the_request_ended(client, app_context, coordinator: Call
 def test_a_resend_for_an_open_request_is_still_served(client, app_context, coordinator: Caller):
     reference = routed_request(client)
     assert move(client, coordinator, reference, "in_review").status_code == 200
-    response = client.post(f"{URL}/{reference}/acknowledgement", json={}, headers=coordinator.headers)
+    response = client.post(
+        f"{URL}/{reference}/acknowledgement", json={}, headers=coordinator.headers
+    )
     assert response.status_code == 201
 
 
