@@ -97,3 +97,28 @@ def test_a_version_ahead_of_the_request_is_not_called_a_change(
     )
     assert behind.status_code == 409
     assert f"you read version {current - 1}" in behind.get_json()["error"]["message"]
+
+
+def test_a_reroute_record_does_not_contradict_itself(client, app_context, coordinator: Caller):
+    from quote_service.models import Provider
+    from tests.test_workflow_api import stored
+
+    reference = routed_request(client, preferred_language="en")
+    first = stored(reference).provider_id
+    other = (
+        db.session.execute(
+            db.select(Provider)
+            .where(Provider.destination_code == "BE", Provider.id != first)
+            .where(Provider.conditions.any(slug="stroke"))
+        )
+        .scalars()
+        .first()
+    )
+    response = client.post(
+        f"{URL}/{reference}/route", json={"provider_id": other.id}, headers=coordinator.headers
+    )
+    assert response.status_code == 200, response.get_json()
+    body, _ = read(client, coordinator, reference)
+    for candidate in body["routing"]["decision"]["candidates"]:
+        said_chosen = any(r.startswith("chosen") for r in candidate["reasons"])
+        assert said_chosen == candidate["chosen"], candidate
