@@ -75,6 +75,18 @@ class Conflict(ServiceError):
     code = "conflict"
 
 
+class RequestErased(Conflict):
+    """The request's personal data was erased: nothing can be sent to it."""
+
+    code = "request_erased"
+
+
+class RequestNotOpen(Conflict):
+    """A patient email for a request that ended (withdrawn, rejected, closed, spam)."""
+
+    code = "request_not_open"
+
+
 class Gone(ServiceError):
     status = 410
     code = "gone"

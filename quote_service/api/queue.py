@@ -170,7 +170,11 @@ def reroute(body: dict[str, Any], reference: str) -> tuple[QuoteRequest, Headers
 @requires("coordinator")
 @blp.arguments(ResendInSchema)
 @blp.response(201, NotificationSchema)
-@blp.alt_response(409, description="The request is spam, or has no first acknowledgement yet.")
+@blp.alt_response(
+    409,
+    description="`request_erased`; `request_not_open` (withdrawn, rejected, closed, spam); "
+    "or no first acknowledgement yet.",
+)
 def resend_acknowledgement(body: dict[str, Any], reference: str) -> Notification:
     """Send the acknowledgement again, through the same disclaimer guard"""
     return workflow.resend_acknowledgement(reference, body.get("note"), actor())

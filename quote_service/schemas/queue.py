@@ -153,6 +153,11 @@ class ConsentSchema(ma.Schema):
     version = ma.fields.Integer(attribute="consent_version")
     language = ma.fields.String(attribute="consent_language")
     at = ma.fields.DateTime(attribute="consented_at")
+    # The consent's whole state: given when, which text, withdrawn when (null: in force).
+    given_at = ma.fields.Function(
+        lambda detail: detail["consented_at"].isoformat(), metadata={"format": "date-time"}
+    )
+    withdrawn_at = ma.fields.DateTime(attribute="consent_withdrawn_at", allow_none=True)
 
 
 class RequestDetailSchema(QueueItemSchema):

@@ -34,7 +34,7 @@ from quote_service.models import (
     RoutingDecision,
     utcnow,
 )
-from quote_service.services import notifications, routing
+from quote_service.services import masking, notifications, routing
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +208,9 @@ def clinic_view(invitation: Invitation) -> dict[str, object]:
         "patient_age": request.patient_age,
         "travel_from": request.travel_from,
         "travel_to": request.travel_to,
-        "message": request.message,
+        "message": masking.for_clinic(
+            request.message, request.country_of_residence, request.destination_code
+        ),
     }
 
 

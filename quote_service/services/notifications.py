@@ -53,7 +53,7 @@ from quote_service.models import (
     utcnow,
 )
 from quote_service.safety.emergency import advice
-from quote_service.services import alerts, outbox
+from quote_service.services import alerts, masking, outbox
 from quote_service.services.catalog import (
     DEFAULT_LANGUAGE,
     disclaimers_in_scope,
@@ -333,7 +333,9 @@ def _clinic_context(request: QuoteRequest, provider: Provider, language: str) ->
         "patient_age": request.patient_age,
         "travel_from": request.travel_from.isoformat() if request.travel_from else None,
         "travel_to": request.travel_to.isoformat() if request.travel_to else None,
-        "message": request.message,
+        "message": masking.for_clinic(
+            request.message, request.country_of_residence, request.destination_code
+        ),
         **_labels(request, language),
     }
 

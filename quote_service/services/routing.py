@@ -163,6 +163,8 @@ def decide(
     if choose is not None:
         for candidate in candidates:
             candidate.chosen = candidate.provider_id == choose
+            # The automatic pick's reason would contradict `chosen: false`.
+            candidate.reasons = [r for r in candidate.reasons if not r.startswith("chosen:")]
             if candidate.chosen:
                 candidate.reasons.append(f"chosen by {actor}")
     chosen = next((c for c in candidates if c.chosen), None)

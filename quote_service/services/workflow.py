@@ -18,6 +18,8 @@ from quote_service.errors import (
     InvalidFields,
     NotFound,
     PreconditionFailed,
+    RequestErased,
+    RequestNotOpen,
     StaleVersion,
 )
 from quote_service.extensions import db
@@ -39,6 +41,9 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
     "spam": (),
 }
 REROUTABLE = ("received", "routed", "unroutable", "in_review")
+# A resend repeats what the acknowledgement promised; after the request ended
+# (withdrawn, rejected, closed, spam) nothing more goes to the patient.
+RESENDABLE = ("received", "routed", "unroutable", "in_review", "quoted")
 
 
 def lock(reference: str) -> QuoteRequest:
@@ -61,10 +66,17 @@ def check_version(request: QuoteRequest, expected: int | None, from_header: bool
     if expected is None:
         return
     if expected != request.version:
-        message = (
-            f"{request.reference} changed since you read it (version {expected}, "
-            f"now {request.version}); reload it and try again."
-        )
+        if expected > request.version:
+            # A version from the future was never read here: say so, not "changed".
+            message = (
+                f"{request.reference} has no version {expected}; its current version "
+                f"is {request.version}. Reload it and try again."
+            )
+        else:
+            message = (
+                f"{request.reference} changed since you read it (you read version "
+                f"{expected}; it is now at version {request.version}); reload it and try again."
+            )
         if from_header:
             raise PreconditionFailed(message)
         raise StaleVersion(message, {"version": [message]})
@@ -201,8 +213,14 @@ def _check_pick(request: QuoteRequest, provider_id: int) -> None:
 def resend_acknowledgement(reference: str, note: str | None, actor: str) -> Notification:
     """A new acknowledgement through the same disclaimer guard; the old one stays recorded."""
     request = lock(reference)
-    if request.status == "spam":
-        raise Conflict(f"{request.reference} is spam; nothing is sent for it.")
+    # Erasure first: an erased request has no address left to write to.
+    if request.erased_at is not None:
+        raise RequestErased(f"{request.reference} was erased; nothing is sent for it.")
+    if request.status not in RESENDABLE:
+        raise RequestNotOpen(
+            f"{request.reference} is {request.status}; an acknowledgement is resent "
+            "only for an open request."
+        )
     count = db.session.execute(
         db.select(db.func.count(Notification.id)).where(
             Notification.quote_request_id == request.id,
