@@ -11,6 +11,7 @@ LISTS = [
     ("/api/v1/quote-requests", "coordinator"),
     ("/api/v1/providers", "coordinator"),
     ("/api/v1/statistics", "coordinator"),
+    ("/api/v1/users", "coordinator"),
     ("/api/v1/access-log", "admin"),
 ]
 
