@@ -48,6 +48,7 @@ def users_group() -> None:
 @users_group.command("create")
 @click.option("--email", required=True)
 @click.option("--role", required=True, type=click.Choice(ROLES))
+@click.option("--name", default=None, help="The display name the queue shows.")
 @click.option(
     "--expires-days",
     type=click.IntRange(min=0),
@@ -55,10 +56,10 @@ def users_group() -> None:
     help="Days the token is valid (default: API_TOKEN_EXPIRES_DAYS); 0: never expires.",
 )
 @with_appcontext
-def create_user_command(email: str, role: str, expires_days: int | None) -> None:
+def create_user_command(email: str, role: str, name: str | None, expires_days: int | None) -> None:
     """Create a user and print its token once, alone on the last line."""
     try:
-        user, token = users.create_user(email, role, expires_days)
+        user, token = users.create_user(email, role, expires_days, name=name)
     except ServiceError as error:
         raise click.ClickException(_describe(error)) from None
     expiry = _when(user.expires_at, "never expires")

@@ -268,7 +268,11 @@ def test_claim_assign_and_unassign(
 
     claimed = assign("me")
     assert claimed.status_code == 200
-    assert claimed.get_json()["assignee"] == {"id": coordinator.id, "email": coordinator.email}
+    assert claimed.get_json()["assignee"] == {
+        "id": coordinator.id,
+        "email": coordinator.email,
+        "name": None,
+    }
     handed = assign(other_coordinator.id)
     assert handed.get_json()["assignee"]["id"] == other_coordinator.id
     released = assign(None)

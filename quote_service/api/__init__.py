@@ -15,6 +15,7 @@ from quote_service.api import (
     quotes,
     safety,
     statistics,
+    users,
 )
 from quote_service.api.auth import SECURITY_SCHEMES
 from quote_service.extensions import api
@@ -30,6 +31,7 @@ BLUEPRINT_MODULES = (
     safety,
     providers,
     statistics,
+    users,
     privacy,
     operations,
 )

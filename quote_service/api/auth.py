@@ -10,7 +10,7 @@ from flask import g, request
 
 from quote_service.errors import Forbidden, Unauthorized
 from quote_service.models import User
-from quote_service.services.users import authenticate
+from quote_service.services.users import actor_of, authenticate
 
 View = TypeVar("View", bound=Callable[..., Any])
 
@@ -38,7 +38,7 @@ def current_user() -> User:
 
 def actor() -> str:
     """How the timeline names the current user."""
-    return f"user:{g.user.email}"
+    return actor_of(g.user)
 
 
 def requires(role: str = "coordinator") -> Callable[[View], View]:

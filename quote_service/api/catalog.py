@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import marshmallow as ma
+
 from quote_service.api.parsing import Blueprint
 from quote_service.schemas.catalog import CatalogQuerySchema, CatalogSchema
 from quote_service.services import catalog as catalog_service
@@ -12,7 +14,8 @@ blp = Blueprint("catalog", __name__, url_prefix="/api/v1", description="Public c
 
 
 @blp.route("/catalog")
-@blp.arguments(CatalogQuerySchema, location="query", as_kwargs=True)
+# Public and cached by websites, which add cache-busting parameters of their own.
+@blp.arguments(CatalogQuerySchema, location="query", as_kwargs=True, unknown=ma.EXCLUDE)
 @blp.response(200, CatalogSchema)
 def get_catalog(lang: str) -> dict[str, Any]:
     """Destinations, conditions, treatments, consent and disclaimers, in one language"""

@@ -151,6 +151,18 @@ class Blueprint(flask_smorest.Blueprint):
         # response information this one reads and extends.
         self._prepare_doc_cbks.insert(0, self._prepare_error_responses_doc)
 
+    def arguments(self, schema: Any, *, location: str = "json", **kwargs: Any) -> Any:
+        """flask-smorest's `arguments`; a query string's unknown parameters are a 422.
+
+        webargs excludes unknown query parameters by default, so a misspelt
+        filter (`?destinaton=BE`) would answer the whole unfiltered list. Here
+        it is a 422 naming the parameter, on every list. A view that must take
+        strangers (a public page behind caches) passes `unknown=ma.EXCLUDE`.
+        """
+        if location == "query":
+            kwargs.setdefault("unknown", ma.RAISE)
+        return super().arguments(schema, location=location, **kwargs)
+
     def add_url_rule(
         self,
         rule: str,

@@ -24,6 +24,8 @@ NOTIFICATION_KINDS = (
     "no_quotes_alert",
     "interest_alert",
     "alert_digest",
+    # To a coordinator someone else assigned a request to (reference only).
+    "assignment_notice",
 )
 # pending -> sending -> sent; sending -> pending (retry) or failed. blocked (a
 # disclaimer missing) and suppressed (recipient's daily cap) are never sent.

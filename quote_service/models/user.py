@@ -23,6 +23,8 @@ class User(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
+    # How the queue shows the person (`users create --name`); None: shown by email.
+    name: Mapped[str | None] = mapped_column(String(120))
     role: Mapped[str] = mapped_column(String(20))
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -35,6 +37,10 @@ class User(Base):
 
     def is_expired(self, now: datetime | None = None) -> bool:
         return self.expires_at is not None and self.expires_at <= (now or utcnow())
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None and not self.is_expired()
 
     @property
     def is_admin(self) -> bool:

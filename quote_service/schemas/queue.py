@@ -70,6 +70,7 @@ class ProviderRefSchema(ma.Schema):
 class UserRefSchema(ma.Schema):
     id = ma.fields.Integer()
     email = ma.fields.String()
+    name = ma.fields.String(allow_none=True, metadata={"description": "The display name."})
 
 
 class ViewerSchema(ma.Schema):
@@ -200,7 +201,9 @@ class AssignmentInSchema(StrictSchema):
     assignee = ma.fields.Raw(
         required=True,
         allow_none=True,
-        metadata={"description": "`me` to claim, a user id, or null to unassign."},
+        metadata={
+            "description": "`me` to claim, a user id or a user's email, or null to unassign."
+        },
     )
     note = NOTE
     version = VERSION
@@ -209,8 +212,10 @@ class AssignmentInSchema(StrictSchema):
     def assignee_shape(self, value: Any, **kwargs: Any) -> None:
         if value is None or value == "me":
             return
+        if isinstance(value, str) and "@" in value and 3 <= len(value) <= 320:
+            return  # an email: the service looks it up
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value < 2**31:
-            raise ma.ValidationError("Use me, a user id, or null.")
+            raise ma.ValidationError("Use me, a user id, a user's email, or null.")
 
 
 class RouteInSchema(StrictSchema):

@@ -50,6 +50,7 @@ from quote_service.models import (
     QuoteRequest,
     RoutingDecision,
     Treatment,
+    User,
     utcnow,
 )
 from quote_service.safety.emergency import advice
@@ -624,6 +625,25 @@ def prepare_sla_alert(request: QuoteRequest) -> Notification:
         "sla_alert",
         f"sla_alert:{request.id}",
         current_app.config["COORDINATORS_EMAIL"],
+        "en",
+        context,
+    )
+
+
+def prepare_assignment_notice(
+    request: QuoteRequest, assignee: User, assigned_by: str
+) -> Notification:
+    """Tell a coordinator someone else assigned them a request: the reference, no health data."""
+    context = {
+        "reference": request.reference,
+        "assignee": assignee.name or assignee.email,
+        "assigned_by": assigned_by.removeprefix("user:"),
+    }
+    return _record(
+        request,
+        "assignment_notice",
+        f"assignment_notice:{request.id}:{request.version}:{assignee.id}",
+        assignee.email,
         "en",
         context,
     )

@@ -30,9 +30,17 @@ def token_expiry(expires_days: int | None = None) -> datetime | None:
     return utcnow() + timedelta(days=days) if days else None
 
 
-def create_user(email: str, role: str, expires_days: int | None = None) -> tuple[User, str]:
+NAME_MAX_LENGTH = 120
+
+
+def create_user(
+    email: str, role: str, expires_days: int | None = None, name: str | None = None
+) -> tuple[User, str]:
     """Create a user; return it with its token, which is shown once and never stored."""
     expires_at = token_expiry(expires_days)
+    name = " ".join(name.split()) if name else None
+    if name is not None and (len(name) > NAME_MAX_LENGTH or not name.isprintable()):
+        raise InvalidFields({"name": [f"Use at most {NAME_MAX_LENGTH} printable characters."]})
     if role not in ROLES:
         raise InvalidFields({"role": [f"Choose one of: {', '.join(ROLES)}."]})
     try:
@@ -44,6 +52,7 @@ def create_user(email: str, role: str, expires_days: int | None = None) -> tuple
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     user = User(
         email=email,
+        name=name,
         role=role,
         token_sha256=hash_token(token),
         created_at=utcnow(),
@@ -66,6 +75,22 @@ def revoke_user(email: str) -> User:
 
 def list_users() -> list[User]:
     return list(db.session.execute(db.select(User).order_by(User.id)).scalars())
+
+
+def actor_of(user: User) -> str:
+    """How the timeline names a user (the API's and the console's actor)."""
+    return f"user:{user.email}"
+
+
+def find_active(id_or_email: int | str) -> User | None:
+    """The active user with this id or email (any case), or None."""
+    if isinstance(id_or_email, int):
+        user = db.session.get(User, id_or_email)
+    else:
+        user = db.session.execute(
+            db.select(User).where(db.func.lower(User.email) == id_or_email.strip().lower())
+        ).scalar_one_or_none()
+    return user if user is not None and user.active else None
 
 
 def authenticate(token: str) -> User | None:

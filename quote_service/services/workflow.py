@@ -24,7 +24,14 @@ from quote_service.errors import (
 )
 from quote_service.extensions import db
 from quote_service.models import Event, Notification, Provider, QuoteRequest, User, utcnow
-from quote_service.services import clinic_quotes, invitations, notifications, privacy, routing
+from quote_service.services import (
+    clinic_quotes,
+    invitations,
+    notifications,
+    privacy,
+    routing,
+    users,
+)
 
 OPEN_STATES = ("received", "routed", "unroutable", "in_review", "quoted")
 ENDINGS = ("rejected", "withdrawn", "spam")
@@ -120,21 +127,29 @@ def transition(
 
 def assign(
     reference: str,
-    assignee_id: int | None,
+    assignee: int | str | None,
     note: str | None,
     actor: str,
     expected: int | None,
     from_header: bool,
 ) -> QuoteRequest:
-    """Claim (assign to oneself), assign to another user, or unassign (None)."""
+    """Claim (assign to oneself), assign to another user (id or email), or unassign (None).
+
+    A user assigned by someone else is told by a short email naming the reference.
+    """
     request = lock(reference)
     check_version(request, expected, from_header)
-    if assignee_id is not None:
-        user = db.session.get(User, assignee_id)
-        if user is None or user.revoked_at is not None:
-            raise InvalidFields({"assignee": ["No active user with this id."]})
+    user: User | None = None
+    if assignee is not None:
+        user = users.find_active(assignee)
+        if user is None:
+            raise InvalidFields({"assignee": ["No active user with this id or email."]})
+    assignee_id = user.id if user is not None else None
     previous = request.assignee_id
     request.assignee_id = assignee_id
+    request.assignee = user
+    if user is not None and previous != user.id and actor != users.actor_of(user):
+        notifications.prepare_assignment_notice(request, user, actor)
     _changed(
         request,
         "assigned" if assignee_id is not None else "unassigned",
