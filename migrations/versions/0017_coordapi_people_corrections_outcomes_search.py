@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0017_coordapi'
-down_revision = '0007_edges'
+down_revision = '0015_hardening'
 branch_labels = None
 depends_on = None
 
