@@ -39,7 +39,7 @@ class OutboxMessage(Base):
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     holder: Mapped[str | None] = mapped_column(String(32))
-    failures: Mapped[int] = mapped_column(default=0)
+    failures: Mapped[int] = mapped_column(default=0, server_default="0")
     failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(String(200))
 
