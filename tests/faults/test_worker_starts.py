@@ -28,15 +28,14 @@ from tests.support.servers import Server
 from tests.support.worker_process import WorkerProcess
 
 URL = "/api/v1/quote-requests"
-# The issue asks for a dozen cold starts; five keep this file within its time
-# budget on two busy CPUs, and each start is the same race again.
-COLD_STARTS = 5
-BACKLOG = 6
+# A dozen cold starts: each is the race at start (relay's first queries
+# against the pool's first forks) again.
+COLD_STARTS = 12
+BACKLOG = 3  # 36 requests in all: within the seeded clinics' daily capacity
 OUTAGE_BACKLOG = 16
 OUTAGE_SECONDS = 3.5
-# The issue asks for 100; on two CPUs shared with other work 100 re-forked
-# requests (300 forks) take 75-100 s, so 50 keep the file within its budget.
-RE_FORKED_REQUESTS = 50
+# 100 re-forked requests (300 forks) take about 80 s on two CPUs.
+RE_FORKED_REQUESTS = 100
 TIME_LIMIT_SIGNS = ("SoftTimeLimitExceeded", "TimeLimitExceeded", "Hard time limit")
 
 
@@ -63,7 +62,7 @@ def assert_each_email_once(app: Flask, sink: FaultySmtpSink) -> None:
     assert set(copies.values()) == {1}, copies
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(480)
 def test_cold_starts_onto_a_backlog_acknowledge_it_and_shut_down_warm(
     app: Flask, broker: str, faulty_smtp: FaultySmtpSink, start_worker: StartWorker
 ) -> None:
@@ -141,7 +140,7 @@ def test_a_start_at_concurrency_8_during_a_database_outage_acknowledges_its_back
     assert_each_email_once(app, faulty_smtp)
 
 
-@pytest.mark.timeout(150)
+@pytest.mark.timeout(300)
 def test_a_child_forked_for_every_task_runs_every_task_once(
     app: Flask, broker: str, faulty_smtp: FaultySmtpSink, start_worker: StartWorker
 ) -> None:
@@ -149,7 +148,7 @@ def test_a_child_forked_for_every_task_runs_every_task_once(
     emails = [f"reforked.{index}@example.org" for index in range(RE_FORKED_REQUESTS)]
     submit(app, emails)  # while the worker forks a child for each task
     worker.wait_for(
-        lambda: acknowledged(app, faulty_smtp, emails), 90, "every request acknowledged"
+        lambda: acknowledged(app, faulty_smtp, emails), 240, "every request acknowledged"
     )
     records = notifications(app)
     # Each request: its acknowledgement, and its clinic's invitation (or, once the
