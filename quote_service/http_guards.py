@@ -17,6 +17,7 @@ from __future__ import annotations
 import ipaddress
 
 from flask import Flask, current_app, request
+from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -43,7 +44,9 @@ def refuse_forged_client_address() -> None:
     try:
         ipaddress.ip_address(address)
     except ValueError:
-        raise InvalidClientAddress("The forwarded client address is not an IP address.") from None
+        raise InvalidClientAddress(
+            _l("The forwarded client address is not an IP address.")
+        ) from None
 
 
 def refuse_oversized_chunked_body() -> None:

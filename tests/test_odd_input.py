@@ -127,3 +127,12 @@ def test_the_last_moment_python_holds_is_still_a_bound(client, coordinator: Call
         headers=coordinator.headers,
     )
     assert response.status_code == 200, response.get_data(as_text=True)
+
+
+def test_refused_json_numbers_are_told_in_the_patients_language(client):
+    nan = post_raw_json(client, body_text(patient_age="NaN"), headers={"Accept-Language": "fr"})
+    assert_malformed(nan, "ne sont pas des nombres JSON")
+    long = post_raw_json(
+        client, body_text(patient_age="1" + "0" * 4999), headers={"Accept-Language": "de"}
+    )
+    assert_malformed(long, "dürfen höchstens", "Ziffern")

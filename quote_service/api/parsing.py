@@ -29,14 +29,17 @@ class UnacceptableJson(ValueError):
 def _parse_int(digits: str) -> int:
     if len(digits.lstrip("-")) > MAX_JSON_INTEGER_DIGITS:
         raise UnacceptableJson(
-            f"Numbers in the JSON body may have at most {MAX_JSON_INTEGER_DIGITS} digits."
+            _l(
+                "Numbers in the JSON body may have at most %(digits)s digits.",
+                digits=MAX_JSON_INTEGER_DIGITS,
+            )
         )
     return int(digits)
 
 
 def _refuse_constant(name: str) -> None:
     # NaN and Infinity are not JSON (RFC 8259), although Python's decoder reads them.
-    raise UnacceptableJson("NaN and Infinity are not JSON numbers.")
+    raise UnacceptableJson(_l("NaN and Infinity are not JSON numbers."))
 
 
 def _holds_lone_surrogate(document: Any) -> bool:
