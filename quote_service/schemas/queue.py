@@ -44,7 +44,7 @@ class QueueQuerySchema(StrictSchema):
     )
     waiting_on = Text(
         validate=ma.validate.OneOf(["clinic"]),
-        metadata={"description": "`clinic`: routed to a clinic and not yet quoted."},
+        metadata={"description": "`clinic`: an invited clinic has not answered yet."},
     )
     urgent = ma.fields.Boolean(
         metadata={"description": "`true`: only requests flagged for urgent symptoms."}

@@ -14,7 +14,7 @@ from sqlalchemy.orm import defer, joinedload, selectinload
 from quote_service.crypto import keyring
 from quote_service.errors import InvalidFields, NotFound
 from quote_service.extensions import db
-from quote_service.models import Event, Notification, QuoteRequest, RoutingDecision
+from quote_service.models import Event, Invitation, Notification, QuoteRequest, RoutingDecision
 from quote_service.services import clinic_quotes, invitations, presence, safety, sla
 from quote_service.services.privacy import record_access
 from quote_service.services.references import is_reference
@@ -23,8 +23,6 @@ from quote_service.services.references import is_reference
 MAX_ID = 2**31 - 1
 # Kept out of the default queue; shown only when asked for by status.
 HIDDEN_BY_DEFAULT = ("spam",)
-# Routed to a clinic and not yet quoted (until clinic invitations say more).
-WAITING_ON_CLINIC = ("routed", "in_review")
 
 
 def encode_cursor(request: QuoteRequest, sort: str) -> str:
@@ -96,9 +94,11 @@ def filtered(filters: dict[str, Any], current_user_id: int) -> Any:
     if filters.get("sla") == "breached":
         statement = statement.where(sla.breached())
     if filters.get("waiting_on") == "clinic":
-        # A clinic has the request and owes it a quote.
+        # An invited clinic owes the request an answer (its invitation is open).
         statement = statement.where(
-            QuoteRequest.status.in_(WAITING_ON_CLINIC), QuoteRequest.provider_id.is_not(None)
+            db.exists().where(
+                Invitation.quote_request_id == QuoteRequest.id, Invitation.status == "open"
+            )
         )
     if filters.get("q"):
         statement = _search(statement, filters["q"])

@@ -178,3 +178,17 @@ def test_the_clinics_page_shows_how_each_clinic_answers(app: Flask, client: Flas
     (answered,) = [row for row in rows if f">{name}</a>" in row]
     assert "<td>100%</td>" in answered and " h</td>" in answered
     assert any("<td>not invited yet</td>" in row for row in rows if row != answered)
+
+
+def test_waiting_on_clinics_means_an_invitation_still_open(
+    app: Flask, signed_in: FlaskClient, coordinator
+):
+    waiting = routed(app, signed_in, email="waiting.patient@example.org")
+    answered, _ = quoted(app, signed_in, email="answered.patient@example.org")
+    listed = signed_in.get(
+        "/api/v1/quote-requests", query_string={"waiting_on": "clinic"}, headers=coordinator.headers
+    )
+    assert listed.status_code == 200
+    assert [item["reference"] for item in listed.get_json()["items"]] == [waiting]
+    page = signed_in.get("/console/?view=waiting").text
+    assert waiting in page and answered not in page
