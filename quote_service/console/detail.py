@@ -15,7 +15,7 @@ from flask_login import login_required
 
 from quote_service.console import bp
 from quote_service.console.auth import me, safe_next
-from quote_service.console.forms import load_body, read_form
+from quote_service.console.forms import load_body, read_form, whole_number
 from quote_service.errors import FieldErrors, ServiceError, StaleVersion
 from quote_service.schemas.queue import (
     AssignmentInSchema,
@@ -104,8 +104,7 @@ def request_page(reference: str) -> Any:
 
 
 def posted_int(name: str) -> int | None:
-    value = request.form.get(name, "").strip()
-    return int(value) if value.isascii() and value.isdigit() and len(value) <= 9 else None
+    return whole_number(request.form.get(name, "").strip())
 
 
 def act(
@@ -230,9 +229,8 @@ def send_quotes(reference: str) -> Any:
     if not chosen:
         errors: FieldErrors = {"quote_ids": ["Choose at least one quote to send."]}
         return act(reference, None, errors, lambda d: None, "")
-    body: dict[str, Any] = {
-        "quote_ids": [int(v) if v.isascii() and v.isdigit() and len(v) <= 9 else v for v in chosen]
-    }
+    # Digits become ids; anything else goes to the schema, which says what is wrong.
+    body: dict[str, Any] = {"quote_ids": [whole_number(v) or v for v in chosen]}
     if posted_int("version") is not None:
         body["version"] = posted_int("version")
     if request.form.get("note", "").strip():

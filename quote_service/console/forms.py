@@ -24,6 +24,11 @@ from quote_service.errors import FieldErrors, flatten_webargs_messages
 DIGITS = re.compile(r"[0-9]{1,9}")
 
 
+def whole_number(value: str) -> int | None:
+    """A posted id or version as a number; None unless it is 1-9 ASCII digits."""
+    return int(value) if DIGITS.fullmatch(value) else None
+
+
 class SignInForm(FlaskForm):
     class Meta:
         csrf = False  # checked for the whole console before any view runs
@@ -50,10 +55,11 @@ def read_form(
         if value == "":
             continue
         if name in integer_names:
-            if not DIGITS.fullmatch(value):
+            number = whole_number(value)
+            if number is None:
                 errors[name] = ["Must be a whole number."]
                 continue
-            data[name] = int(value)
+            data[name] = number
         else:
             data[name] = value
     if errors:
