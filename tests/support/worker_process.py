@@ -164,6 +164,8 @@ class WorkerProcess:
             while not self._exited() and time.monotonic() < deadline:
                 time.sleep(POLL_INTERVAL)
             self.stopped_warm = self._exited()
+            if not self.stopped_warm:
+                self._record_hang(process.pid)
         # The leader is not reaped yet, so the group id is still this worker's:
         # pool children (or a worker that ignored SIGTERM) must not outlive the test.
         try:
@@ -171,6 +173,29 @@ class WorkerProcess:
         except ProcessLookupError:
             pass
         process.wait(KILL_TIMEOUT)
+
+    def _record_hang(self, pid: int) -> None:
+        """Leave in the log what a worker that did not stop was doing.
+
+        SIGUSR1 makes Celery's main process log every thread's stack; the
+        process tree says which of its processes are still there and where
+        the kernel has them waiting.
+        """
+        try:
+            os.kill(pid, signal.SIGUSR1)
+        except ProcessLookupError:
+            return
+        time.sleep(1.0)  # the stacks are written by the worker itself: let it
+        lines = ["processes left after SIGTERM:"]
+        for each in [pid, *child_pids(pid)]:
+            try:
+                state = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()[0]
+                wchan = Path(f"/proc/{each}/wchan").read_text()
+            except OSError:
+                continue
+            lines.append(f"  {each} {state} {wchan} {' '.join(command_line(each))}")
+        with open(self.log_path, "a") as log_file:
+            log_file.write("\n".join(lines) + "\n")
 
     def wait_for(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
         """Poll `condition` until it holds; fail at once, with the log, if the worker dies."""

@@ -1,43 +1,17 @@
-"""Command-line interface: `flask --app quote_service seed`, ..."""
+"""`flask --app quote_service users ...`: coordinators, admins and their tokens."""
 
 from __future__ import annotations
 
 import sys
 from datetime import datetime
-from pathlib import Path
 
 import click
 from flask import Flask
 from flask.cli import with_appcontext
 
-from quote_service import cli_operations, cli_privacy
 from quote_service.errors import ServiceError
 from quote_service.models import ROLES
 from quote_service.services import passwords, users
-from quote_service.services.seed import SeedError, seed_catalog
-
-
-@click.command("seed")
-@click.option(
-    "--file",
-    "path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Catalog file (YAML); the built-in demo catalog by default.",
-)
-@with_appcontext
-def seed_command(path: Path | None) -> None:
-    """Load or refresh the catalog; running it twice changes nothing."""
-    try:
-        report = seed_catalog(path)
-    except SeedError as error:
-        raise click.ClickException(str(error)) from None
-    for line in report.created:
-        click.echo(f"created  {line}")
-    for line in report.updated:
-        click.echo(f"updated  {line}")
-    for line in report.retired:
-        click.echo(f"retired  {line}")
-    click.echo("catalog up to date" if not report.changed else "catalog loaded")
 
 
 @click.group("users")
@@ -117,8 +91,5 @@ def _describe(error: ServiceError) -> str:
     return f"{error.message} {details}".strip()
 
 
-def register_commands(app: Flask) -> None:
-    app.cli.add_command(seed_command)
+def register(app: Flask) -> None:
     app.cli.add_command(users_group)
-    cli_privacy.register(app)
-    cli_operations.register(app)
