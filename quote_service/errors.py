@@ -122,11 +122,6 @@ class PreconditionRequired(ServiceError):
     code = "precondition_required"
 
 
-class DependencyUnavailable(ServiceError):
-    status = 503
-    code = "service_unavailable"
-
-
 # Codes for errors Werkzeug, webargs or Flask-Limiter raise as HTTPException.
 HTTP_CODES = {
     400: "bad_request",

@@ -1,7 +1,7 @@
 """All models, imported here so that Alembic and the app see one complete metadata."""
 
 from quote_service.models.access_log import AccessLog
-from quote_service.models.base import Base, EncryptedText, UTCDateTime, utcnow
+from quote_service.models.base import MAX_ID, Base, EncryptedText, UTCDateTime, utcnow
 from quote_service.models.catalog import (
     Condition,
     ConsentText,
@@ -57,6 +57,7 @@ def activity_tables() -> tuple[str, ...]:
 
 
 __all__ = [
+    "MAX_ID",
     "CATALOG_TABLES",
     "activity_tables",
     "DECLINE_REASONS",

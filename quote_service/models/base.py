@@ -12,6 +12,10 @@ from sqlalchemy.types import TypeDecorator
 from quote_service.crypto import keyring
 
 # Stable constraint names make migrations reviewable and reversible.
+# Every id column is a 32-bit PostgreSQL integer: a larger id names no row, and
+# must be refused as input (422) before it reaches the database (a 500).
+MAX_ID = 2**31 - 1
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",

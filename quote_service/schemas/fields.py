@@ -11,10 +11,13 @@ import phonenumbers
 import pycountry
 from flask_babel import lazy_gettext as _l
 
+from quote_service.models import MAX_ID
 from quote_service.schemas.base import Text
 
 # RFC 5321: a mail server may refuse a local part longer than this, in octets.
 LOCAL_PART_MAX_OCTETS = 64
+# An id names a row of a 32-bit id column: a larger one is a 422, never a 500.
+ID_RANGE = ma.validate.Range(min=1, max=MAX_ID, error="Not a valid id.")
 
 # email-validator explains a refusal in English, in some fifty wordings. Each is
 # put into one of these, which the catalogs translate; the first pattern that

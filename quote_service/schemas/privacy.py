@@ -5,7 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 
 from quote_service.schemas.base import StrictSchema
-from quote_service.schemas.fields import Email
+from quote_service.schemas.fields import ID_RANGE, Email
 
 
 class SubjectSchema(StrictSchema):
@@ -24,7 +24,7 @@ class ExportSchema(ma.Schema):
 
 class AccessLogQuerySchema(StrictSchema):
     limit = ma.fields.Integer(load_default=50, validate=ma.validate.Range(min=1, max=500))
-    before_id = ma.fields.Integer(validate=ma.validate.Range(min=1, max=2**31 - 1))
+    before_id = ma.fields.Integer(validate=ID_RANGE)
 
 
 class AccessLogEntrySchema(ma.Schema):

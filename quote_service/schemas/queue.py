@@ -6,14 +6,12 @@ from typing import Any
 
 import marshmallow as ma
 
-from quote_service.models import STATUSES
+from quote_service.models import MAX_ID, STATUSES
 from quote_service.schemas.base import StrictSchema, Text, UTCDateTime
-from quote_service.schemas.fields import CountryCode
+from quote_service.schemas.fields import ID_RANGE, CountryCode
 from quote_service.schemas.quotes import InvitationSchema, QuoteSchema
 
 NOTE = Text(multiline=True, validate=ma.validate.Length(min=1, max=5000))
-# Ids are 32-bit integers in the database; a larger one must be a 422, not a 500.
-ID_RANGE = ma.validate.Range(min=1, max=2**31 - 1, error="Not a valid id.")
 VERSION = ma.fields.Integer(
     strict=True,
     metadata={"description": "Optional: the version you read (a stale one is a 409); or If-Match."},
@@ -214,7 +212,7 @@ class AssignmentInSchema(StrictSchema):
             return
         if isinstance(value, str) and "@" in value and 3 <= len(value) <= 320:
             return  # an email: the service looks it up
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value < 2**31:
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ID:
             raise ma.ValidationError("Use me, a user id, a user's email, or null.")
 
 

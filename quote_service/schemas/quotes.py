@@ -5,6 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 
 from quote_service.schemas.base import StrictSchema, Text
+from quote_service.schemas.fields import ID_RANGE
 
 NOTE = Text(multiline=True, validate=ma.validate.Length(min=1, max=5000))
 
@@ -49,9 +50,7 @@ class QuoteSchema(ma.Schema):
 
 class QuotesSendInSchema(StrictSchema):
     quote_ids = ma.fields.List(
-        ma.fields.Integer(
-            strict=True, validate=ma.validate.Range(min=1, max=2**31 - 1, error="Not a valid id.")
-        ),
+        ma.fields.Integer(strict=True, validate=ID_RANGE),
         required=True,
         validate=ma.validate.Length(min=1, max=10, error="Choose from 1 to 10 quotes."),
     )

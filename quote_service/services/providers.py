@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from quote_service.errors import Conflict, FieldErrors, InvalidFields, NotFound
 from quote_service.extensions import db
 from quote_service.models import (
+    MAX_ID,
     Condition,
     Destination,
     Language,
@@ -31,7 +32,6 @@ log = logging.getLogger(__name__)
 
 # Fields copied as they are from a validated body onto the model.
 PLAIN_FIELDS = ("name", "contact_email", "daily_capacity", "weight", "active")
-MAX_ID = 2**31 - 1  # provider.id is a 32-bit integer
 
 
 def list_providers(

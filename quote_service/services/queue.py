@@ -14,13 +14,18 @@ from sqlalchemy.orm import defer, joinedload, selectinload
 from quote_service.crypto import keyring
 from quote_service.errors import InvalidFields, NotFound
 from quote_service.extensions import db
-from quote_service.models import Event, Invitation, Notification, QuoteRequest, RoutingDecision
+from quote_service.models import (
+    MAX_ID,
+    Event,
+    Invitation,
+    Notification,
+    QuoteRequest,
+    RoutingDecision,
+)
 from quote_service.services import clinic_quotes, invitations, presence, safety, sla
 from quote_service.services.privacy import record_access
 from quote_service.services.references import is_reference
 
-# Ids are PostgreSQL integers.
-MAX_ID = 2**31 - 1
 # Kept out of the default queue; shown only when asked for by status.
 HIDDEN_BY_DEFAULT = ("spam",)
 

@@ -108,15 +108,6 @@ def loads_today(provider_ids: list[int], now: datetime) -> dict[int, int]:
     return {provider_id: count for provider_id, count in rows}
 
 
-def latest_decision(quote_request_id: int) -> RoutingDecision | None:
-    return db.session.execute(
-        db.select(RoutingDecision)
-        .where(RoutingDecision.quote_request_id == quote_request_id)
-        .order_by(RoutingDecision.id.desc())
-        .limit(1)
-    ).scalar_one_or_none()
-
-
 def rank_candidates(request: QuoteRequest) -> list[Candidate]:
     """Every provider at the destination judged now, eligible ones ranked (no decision kept)."""
     providers = list(
