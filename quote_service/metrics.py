@@ -36,10 +36,10 @@ from quote_service import readiness
 from quote_service.extensions import db
 from quote_service.models import (
     NOTIFICATION_KINDS,
-    NOTIFICATION_STATUSES,
-    STATUSES,
     Notification,
+    NotificationStatus,
     QuoteRequest,
+    RequestStatus,
     utcnow,
 )
 from quote_service.services import outbox, sla
@@ -130,7 +130,7 @@ def _database_families() -> Iterator[Metric]:
         "Quote requests in the database, by status.",
         labels=["status"],
     )
-    for status in STATUSES:
+    for status in RequestStatus:
         requests.add_metric([status], by_status.get(status, 0))
     yield requests
 
@@ -148,7 +148,7 @@ def _database_families() -> Iterator[Metric]:
         labels=["kind", "status"],
     )
     for kind in NOTIFICATION_KINDS:
-        for status in NOTIFICATION_STATUSES:
+        for status in NotificationStatus:
             emails.add_metric([kind, status], by_kind_status.get((kind, status), 0))
     yield emails
 

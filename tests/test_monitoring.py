@@ -25,7 +25,7 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
-from quote_service.models import NOTIFICATION_STATUSES
+from quote_service.models import NotificationStatus
 from worker.observability import TASKS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -163,7 +163,7 @@ def test_the_alerts_name_the_scrape_jobs_and_statuses_that_exist():
         for job in re.findall(r'job="([^"]+)"', rule["expr"]):
             assert job in jobs, rule["alert"]
         for status in re.findall(r'status="([^"]+)"', rule["expr"]):
-            assert status in NOTIFICATION_STATUSES, rule["alert"]
+            assert status in tuple(NotificationStatus), rule["alert"]
 
 
 def test_the_dashboard_uses_only_metrics_the_service_exports(exported: set[str]):

@@ -8,7 +8,7 @@ import pytest
 from flask import Flask
 
 from quote_service.extensions import db
-from quote_service.models import STATUSES, Event, Notification, QuoteRequest, utcnow
+from quote_service.models import Event, Notification, QuoteRequest, RequestStatus, utcnow
 from quote_service.services import notifications, pipeline
 from quote_service.services.statistics import request_statistics
 from tests.routing_fixtures import received_row, submit
@@ -78,9 +78,9 @@ def test_counts_list_every_status_destination_and_condition_with_zeros(
     body = get(client, coordinator)
     counts = body["counts"]
     assert counts["total"] == 3
-    assert list(counts["by_status"]) == list(STATUSES)
+    assert list(counts["by_status"]) == list(RequestStatus)
     assert counts["by_status"] == {
-        **dict.fromkeys(STATUSES, 0),
+        **dict.fromkeys(RequestStatus, 0),
         "routed": 1,
         "quoted": 1,
         "closed": 1,

@@ -13,6 +13,7 @@ from werkzeug.urls import iri_to_uri
 
 from quote_service.api.parsing import FORM_MIMETYPE, Blueprint
 from quote_service.extensions import limiter
+from quote_service.models import RequestStatus
 from quote_service.safety.signs import ruleset
 from quote_service.schemas.intake import (
     QuoteRequestCreatedSchema,
@@ -119,7 +120,7 @@ def created_body(receipt: intake.Receipt) -> dict[str, Any]:
     # Spam and linked resubmissions look like any other success.
     body: dict[str, Any] = {
         "reference": receipt.reference,
-        "status": "received",
+        "status": RequestStatus.RECEIVED,
         "created_at": receipt.created_at,
         "urgent": receipt.urgent,
     }

@@ -13,13 +13,12 @@ from flask.cli import with_appcontext
 
 from quote_service.errors import NotFound
 from quote_service.extensions import db
-from quote_service.models import utcnow
+from quote_service.models import Actor, utcnow
 from quote_service.services import outbox, provider_csv, providers, queue
 
 log = logging.getLogger(__name__)
 
 # How the access log names reads made from the command line (as `flask privacy` does).
-CLI_ACTOR = "cli"
 
 
 # --- outbox ------------------------------------------------------------------
@@ -83,7 +82,7 @@ def show_request_command(reference: str) -> None:
     coordinators' notes.
     """
     try:
-        detail = queue.detail(reference, CLI_ACTOR, None)
+        detail = queue.detail(reference, Actor.CLI, None)
     except NotFound as error:
         raise click.ClickException(error.message) from None
     provider = detail["provider"]

@@ -10,9 +10,8 @@ from cryptography.fernet import Fernet
 from flask import Flask
 from flask.cli import with_appcontext
 
+from quote_service.models import Actor
 from quote_service.services import keys, privacy
-
-CLI_ACTOR = "cli"
 
 
 @click.group("keys")
@@ -47,7 +46,7 @@ def privacy_group() -> None:
 @with_appcontext
 def export_command(email: str, path: Path | None) -> None:
     """Everything stored about the person with this email, as JSON."""
-    document = json.dumps(privacy.export_person(email, CLI_ACTOR, None), indent=2)
+    document = json.dumps(privacy.export_person(email, Actor.CLI, None), indent=2)
     if path:
         path.write_text(document, encoding="utf-8")
         click.echo(f"written to {path}")
@@ -61,7 +60,7 @@ def export_command(email: str, path: Path | None) -> None:
 @with_appcontext
 def erase_command(email: str) -> None:
     """Anonymise every request of the person with this email."""
-    count = privacy.erase_person(email, CLI_ACTOR, None)
+    count = privacy.erase_person(email, Actor.CLI, None)
     click.echo(f"{count} requests anonymised")
 
 

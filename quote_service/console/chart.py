@@ -10,17 +10,19 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from quote_service.models import RequestStatus as S
+
 # Okabe and Ito's palette, told apart with every common colour blindness.
 COLOURS = {
-    "received": "#999999",
-    "routed": "#56B4E9",
-    "unroutable": "#E69F00",
-    "in_review": "#0072B2",
-    "quoted": "#009E73",
-    "closed": "#000000",
-    "rejected": "#D55E00",
-    "withdrawn": "#CC79A7",
-    "spam": "#F0E442",
+    S.RECEIVED: "#999999",
+    S.ROUTED: "#56B4E9",
+    S.UNROUTABLE: "#E69F00",
+    S.IN_REVIEW: "#0072B2",
+    S.QUOTED: "#009E73",
+    S.CLOSED: "#000000",
+    S.REJECTED: "#D55E00",
+    S.WITHDRAWN: "#CC79A7",
+    S.SPAM: "#F0E442",
 }
 WIDTH = 900
 HEIGHT = 320

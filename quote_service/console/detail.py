@@ -17,6 +17,7 @@ from quote_service.console import bp
 from quote_service.console.auth import me, safe_next
 from quote_service.console.forms import load_body, read_form, whole_number
 from quote_service.errors import FieldErrors, ServiceError, StaleVersion
+from quote_service.models import EventType, QuoteStatus, vocabulary
 from quote_service.schemas.queue import (
     AssignmentInSchema,
     NoteInSchema,
@@ -29,19 +30,19 @@ from quote_service.schemas.safety import VERDICTS, SafetyReviewInSchema
 from quote_service.services import presence, providers, queue, safety, sla, users, workflow
 
 ITEM = "/requests/<string:reference>"
-NOTE_TYPES = {"note"}
+NOTE_TYPES = {EventType.NOTE}
 
 
 def describe_event(event: Any, emails: dict[int, str]) -> str:
     """A timeline event in words, for the message of a stale action."""
     data = event.data or {}
-    if event.type in workflow.TRANSITIONS:
+    if event.type in vocabulary.STATUS_EVENTS:
         return f"{event.actor} moved it to {event.type}"
-    if event.type == "assigned":
+    if event.type == EventType.ASSIGNED:
         return f"{event.actor} assigned it to {emails.get(data.get('assignee_id'), 'someone')}"
-    if event.type == "unassigned":
+    if event.type == EventType.UNASSIGNED:
         return f"{event.actor} unassigned it"
-    if event.type in ("rerouted", "routed"):
+    if event.type == EventType.REROUTED:
         return f"{event.actor} routed it again"
     return f"{event.actor}: {event.type.replace('_', ' ')}"
 
@@ -80,9 +81,9 @@ def render_detail(
         "console/detail.html",
         r=detail,
         allowed=workflow.TRANSITIONS.get(detail["status"], ()),
-        reroutable=detail["status"] in workflow.REROUTABLE,
+        reroutable=detail["status"] in vocabulary.BEFORE_QUOTE,
         can_resend=any(n.kind == "acknowledgement" for n in detail["notifications"]),
-        sendable=[q for q in detail["quotes"] if q.status == "submitted"],
+        sendable=[q for q in detail["quotes"] if q.status == QuoteStatus.SUBMITTED],
         verdicts=VERDICTS,
         eligible=eligible,
         people=[u for u in users.list_users() if u.revoked_at is None],

@@ -15,19 +15,19 @@ from werkzeug.datastructures import MultiDict
 from quote_service.console import bp
 from quote_service.console.auth import me
 from quote_service.errors import FieldErrors, InvalidFields, flatten_webargs_messages
-from quote_service.models import STATUSES, utcnow
+from quote_service.models import RequestStatus, utcnow, vocabulary
 from quote_service.schemas.queue import QueueQuerySchema
-from quote_service.services import catalog, providers, queue, sla, users, workflow
+from quote_service.services import catalog, providers, queue, sla, users
 
-OPEN = list(workflow.OPEN_STATES)
+OPEN = list(vocabulary.OPEN)
 # Saved views: each is a set of the queue API's own filters. A view whose
 # filter the queue does not take yet (urgent flags arrive with their own
 # feature) is shown, with no count, until it does.
 VIEWS: list[tuple[str, str, dict[str, list[str]]]] = [
-    ("new", "New", {"status": ["received", "routed", "unroutable"], "assignee": ["none"]}),
+    ("new", "New", {"status": list(vocabulary.AWAITING_FIRST_RESPONSE), "assignee": ["none"]}),
     ("mine", "Mine", {"status": OPEN, "assignee": ["me"]}),
     ("unassigned", "Unassigned", {"status": OPEN, "assignee": ["none"]}),
-    ("unroutable", "Unroutable", {"status": ["unroutable"]}),
+    ("unroutable", "Unroutable", {"status": [RequestStatus.UNROUTABLE]}),
     ("past-sla", "Past SLA", {"sla": ["breached"]}),
     ("waiting", "Waiting on clinics", {"waiting_on": ["clinic"]}),
     ("urgent", "Urgent", {"urgent": ["true"], "status": OPEN}),
@@ -125,7 +125,7 @@ def queue_url(params: dict[str, list[str]], **extra: str) -> str:
 
 def filter_choices() -> dict[str, Any]:
     return {
-        "statuses": STATUSES,
+        "statuses": tuple(RequestStatus),
         **catalog.names("en"),
         "clinics": providers.names(),
         "users": [u for u in users.list_users() if u.revoked_at is None],

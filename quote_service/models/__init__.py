@@ -15,8 +15,6 @@ from quote_service.models.catalog import (
 from quote_service.models.clinic_quote import (
     DECLINE_REASONS,
     EVIDENCE_LEVELS,
-    INVITATION_STATUSES,
-    QUOTE_STATUSES,
     ClinicQuote,
     Invitation,
 )
@@ -24,14 +22,21 @@ from quote_service.models.console import Presence, SignInFailure
 from quote_service.models.idempotency import IdempotencyKey
 from quote_service.models.notification import (
     NOTIFICATION_KINDS,
-    NOTIFICATION_STATUSES,
     Notification,
 )
 from quote_service.models.outbox import OutboxMessage
 from quote_service.models.provider import Provider, provider_condition
-from quote_service.models.quote_request import SAFETY_VERDICTS, STATUSES, Event, QuoteRequest
+from quote_service.models.quote_request import SAFETY_VERDICTS, Event, QuoteRequest
 from quote_service.models.routing import RoutingDecision
 from quote_service.models.user import ROLES, User
+from quote_service.models.vocabulary import (
+    Actor,
+    EventType,
+    InvitationStatus,
+    NotificationStatus,
+    QuoteStatus,
+    RequestStatus,
+)
 
 #: The tables `flask seed` fills from the catalog file; every other table holds
 #: what requests, clinics and people wrote (emptied between tests and bench runs).
@@ -62,16 +67,18 @@ __all__ = [
     "activity_tables",
     "DECLINE_REASONS",
     "EVIDENCE_LEVELS",
-    "INVITATION_STATUSES",
-    "QUOTE_STATUSES",
     "ClinicQuote",
     "Invitation",
     "QuoteItem",
     "NOTIFICATION_KINDS",
-    "NOTIFICATION_STATUSES",
     "ROLES",
     "SAFETY_VERDICTS",
-    "STATUSES",
+    "Actor",
+    "EventType",
+    "InvitationStatus",
+    "NotificationStatus",
+    "QuoteStatus",
+    "RequestStatus",
     "AccessLog",
     "Base",
     "Condition",

@@ -10,16 +10,16 @@ from sqlalchemy import JSON, Date, ForeignKey, Index, Numeric, String, UniqueCon
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from quote_service.models.base import Base, EncryptedText, UTCDateTime, utcnow
+from quote_service.models.vocabulary import InvitationStatus, QuoteStatus
 
 if TYPE_CHECKING:
     from quote_service.models.provider import Provider
 
-# open -> quoted | declined | expired | withdrawn; quoted may be withdrawn too
-# (the request ended). Only `open` and `quoted` invitations accept answers.
-INVITATION_STATUSES = ("open", "quoted", "declined", "expired", "withdrawn")
+# Invitations: open -> quoted | declined | expired | withdrawn; quoted may be
+# withdrawn too (the request ended). Only `open` and `quoted` ones accept answers.
+# Quotes: submitted -> sent (to the patient); submitted | sent -> withdrawn.
+# (vocabulary.InvitationStatus and QuoteStatus name them.)
 DECLINE_REASONS = ("cannot-treat", "needs-records", "no-capacity", "other")
-# submitted -> sent (to the patient) ; submitted | sent -> withdrawn (request ended)
-QUOTE_STATUSES = ("submitted", "sent", "withdrawn")
 EVIDENCE_LEVELS = ("approved", "clinical-trial", "experimental")
 
 
@@ -40,7 +40,7 @@ class Invitation(Base):
     token_salt: Mapped[str] = mapped_column(String(32))
     # 1 is the clinic routing ranked first (the request's provider).
     rank: Mapped[int]
-    status: Mapped[str] = mapped_column(String(20), default="open")
+    status: Mapped[str] = mapped_column(String(20), default=InvitationStatus.OPEN)
     sent_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     respond_by: Mapped[datetime] = mapped_column(UTCDateTime)
     # Half way to respond_by: one reminder if still unanswered.
@@ -71,7 +71,7 @@ class ClinicQuote(Base):
     invitation_id: Mapped[int] = mapped_column(ForeignKey("invitation.id"), unique=True)
     quote_request_id: Mapped[int] = mapped_column(ForeignKey("quote_request.id"), index=True)
     provider_id: Mapped[int] = mapped_column(ForeignKey("provider.id"))
-    status: Mapped[str] = mapped_column(String(20), default="submitted")
+    status: Mapped[str] = mapped_column(String(20), default=QuoteStatus.SUBMITTED)
     price_min: Mapped[Decimal] = mapped_column(Numeric(12, 2))
     # None: a fixed price (price_min).
     price_max: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))

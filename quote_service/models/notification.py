@@ -11,6 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column, validates
 from quote_service.addresses import mailbox
 from quote_service.crypto import keyring
 from quote_service.models.base import Base, EncryptedText, UTCDateTime, utcnow
+from quote_service.models.vocabulary import NotificationStatus
 
 NOTIFICATION_KINDS = (
     "acknowledgement",
@@ -26,20 +27,6 @@ NOTIFICATION_KINDS = (
     "alert_digest",
     # To a coordinator someone else assigned a request to (reference only).
     "assignment_notice",
-)
-# pending -> sending -> sent; sending -> pending (retry) or failed. blocked (a
-# disclaimer missing) and suppressed (recipient's daily cap) are never sent.
-# grouped: an alert over the coordinators' cap, waiting for the next digest;
-# digested: it went out in one (services/alerts.py).
-NOTIFICATION_STATUSES = (
-    "pending",
-    "sending",
-    "sent",
-    "failed",
-    "blocked",
-    "suppressed",
-    "grouped",
-    "digested",
 )
 
 
@@ -63,7 +50,7 @@ class Notification(Base):
     # The same for the inbox (the address without its +tag), for the daily cap.
     recipient_mailbox_hash: Mapped[str | None] = mapped_column(String(64))
     language: Mapped[str] = mapped_column(String(8))
-    status: Mapped[str] = mapped_column(String(20), default="pending")
+    status: Mapped[str] = mapped_column(String(20), default=NotificationStatus.PENDING)
     subject: Mapped[str] = mapped_column(String(300))
     message_id: Mapped[str] = mapped_column(String(250))
     body_sha256: Mapped[str] = mapped_column(String(64))

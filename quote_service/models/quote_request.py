@@ -11,22 +11,12 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 from quote_service.addresses import mailbox
 from quote_service.crypto import keyring
 from quote_service.models.base import Base, EncryptedText, UTCDateTime, utcnow
+from quote_service.models.vocabulary import RequestStatus
 
 if TYPE_CHECKING:
     from quote_service.models.provider import Provider
     from quote_service.models.user import User
 
-STATUSES = (
-    "received",
-    "routed",
-    "unroutable",
-    "in_review",
-    "quoted",
-    "closed",
-    "rejected",
-    "withdrawn",
-    "spam",
-)
 # A coordinator's verdict on an urgent flag (see quote_service/services/safety.py).
 SAFETY_VERDICTS = ("confirmed", "false_alarm")
 
@@ -36,7 +26,7 @@ class QuoteRequest(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     reference: Mapped[str] = mapped_column(String(16), unique=True)
-    status: Mapped[str] = mapped_column(String(20), default="received")
+    status: Mapped[str] = mapped_column(String(20), default=RequestStatus.RECEIVED)
 
     full_name: Mapped[str] = mapped_column(String(200))
     # Encrypted at rest; found by their keyed hashes (see quote_service.crypto).

@@ -10,7 +10,7 @@ from typing import Any
 import marshmallow as ma
 import pycountry
 
-from quote_service.models import DECLINE_REASONS, EVIDENCE_LEVELS, INVITATION_STATUSES
+from quote_service.models import DECLINE_REASONS, EVIDENCE_LEVELS, InvitationStatus
 from quote_service.schemas.base import FormSchema, StrictSchema, Text
 from quote_service.schemas.intake import REQUIRED, earliest_local_today
 
@@ -166,7 +166,7 @@ class InvitationOutSchema(StrictSchema):
     """What a clinic sees of a request: never the patient's name, email or phone."""
 
     reference = ma.fields.String(required=True)
-    status = ma.fields.String(required=True, metadata={"enum": [s for s in INVITATION_STATUSES]})
+    status = ma.fields.String(required=True, metadata={"enum": [str(s) for s in InvitationStatus]})
     respond_by = ma.fields.DateTime(required=True)
     condition = ma.fields.String(required=True)
     treatment = ma.fields.String(required=True)

@@ -6,7 +6,7 @@ from typing import Any
 
 import marshmallow as ma
 
-from quote_service.models import MAX_ID, STATUSES
+from quote_service.models import MAX_ID, RequestStatus
 from quote_service.schemas.base import StrictSchema, Text, UTCDateTime
 from quote_service.schemas.fields import ID_RANGE, CountryCode
 from quote_service.schemas.quotes import InvitationSchema, QuoteSchema
@@ -20,7 +20,7 @@ VERSION = ma.fields.Integer(
 
 class QueueQuerySchema(StrictSchema):
     status = ma.fields.List(
-        Text(validate=ma.validate.OneOf(STATUSES)),
+        Text(validate=ma.validate.OneOf(list(RequestStatus))),
         metadata={"description": "Repeat for several. Spam is listed only when asked for."},
     )
     destination = CountryCode()
@@ -186,7 +186,7 @@ class RequestDetailSchema(QueueItemSchema):
 
 
 class TransitionInSchema(StrictSchema):
-    to = Text(required=True, validate=ma.validate.OneOf(STATUSES))
+    to = Text(required=True, validate=ma.validate.OneOf(list(RequestStatus)))
     note = NOTE
     version = VERSION
 

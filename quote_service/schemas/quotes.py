@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import marshmallow as ma
 
+from quote_service.models import QuoteStatus
 from quote_service.schemas.base import StrictSchema, Text
 from quote_service.schemas.fields import ID_RANGE
 
@@ -32,7 +33,7 @@ class InvitationSchema(ma.Schema):
 class QuoteSchema(ma.Schema):
     id = ma.fields.Integer()
     provider = ma.fields.Nested(ProviderNameSchema)
-    status = ma.fields.String(metadata={"enum": ["submitted", "sent", "withdrawn"]})
+    status = ma.fields.String(metadata={"enum": [str(status) for status in QuoteStatus]})
     price_min = ma.fields.Decimal(as_string=True)
     price_max = ma.fields.Decimal(as_string=True, allow_none=True)
     currency = ma.fields.String()

@@ -22,8 +22,9 @@ from sqlalchemy import func
 
 from quote_service.extensions import db
 from quote_service.mail.rendering import body_sha256, build_message, environment, render
-from quote_service.models import Event, Notification, QuoteRequest, utcnow
-from quote_service.services import outbox
+from quote_service.models import Actor, Notification, NotificationStatus, QuoteRequest, utcnow
+from quote_service.models.vocabulary import notification_event
+from quote_service.services import outbox, timeline
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,11 @@ ALERT_LABELS = {
 DIGEST_KIND = "alert_digest"
 GROUPED_NOTE = "More alerts than the cap allows: named in the next digest to the coordinators."
 # Not counted against the cap: they never reached the coordinators one by one.
-_NOT_SENT_ALONE = ("grouped", "digested", "blocked")
+_NOT_SENT_ALONE = (
+    NotificationStatus.GROUPED,
+    NotificationStatus.DIGESTED,
+    NotificationStatus.BLOCKED,
+)
 # One digest names at most this many; any beyond wait for the next interval.
 DIGEST_MAX_ALERTS = 2000
 
@@ -74,7 +79,7 @@ def send_digest(now: datetime | None = None) -> int:
     grouped = db.session.execute(
         db.select(Notification, QuoteRequest.reference)
         .join(QuoteRequest, QuoteRequest.id == Notification.quote_request_id)
-        .where(Notification.status == "grouped")
+        .where(Notification.status == NotificationStatus.GROUPED)
         .order_by(Notification.id)
         .limit(DIGEST_MAX_ALERTS)
         # Two overlapping runs take different alerts.
@@ -85,16 +90,13 @@ def send_digest(now: datetime | None = None) -> int:
         return 0
     digest = _record_digest([n for n, _ in grouped], [ref for _, ref in grouped], now)
     for notification, _ in grouped:
-        notification.status = "digested"
-        db.session.add(
-            Event(
-                quote_request_id=notification.quote_request_id,
-                type=f"{notification.kind}_digested",
-                actor="system",
-                note=None,
-                data={"notification_id": notification.id, "digest_id": digest.id},
-                at=now,
-            )
+        notification.status = NotificationStatus.DIGESTED
+        timeline.record(
+            notification.quote_request_id,
+            notification_event(notification.kind, NotificationStatus.DIGESTED),
+            Actor.SYSTEM,
+            data={"notification_id": notification.id, "digest_id": digest.id},
+            at=now,
         )
     outbox.enqueue(outbox.TOPIC_SEND, {"notification_id": digest.id}, now)
     db.session.commit()
@@ -132,7 +134,7 @@ def _record_digest(
         body_sha256=body_sha256(message),
         mime=message.as_bytes().decode("utf-8"),
         disclaimers=[],
-        status="pending",
+        status=NotificationStatus.PENDING,
         created_at=now,
     )
     db.session.add(digest)

@@ -7,19 +7,22 @@ from typing import Any
 from quote_service.errors import Conflict, InvalidFields
 from quote_service.extensions import db
 from quote_service.models import (
+    Actor,
     ClinicQuote,
     Event,
+    EventType,
     Invitation,
+    InvitationStatus,
     Notification,
     QuoteItem,
     QuoteRequest,
+    QuoteStatus,
+    RequestStatus,
     utcnow,
+    vocabulary,
 )
-from quote_service.services import invitations, notifications
+from quote_service.services import invitations, notifications, timeline
 
-SYSTEM = "system"
-# A request in one of these has ended: nothing more is sent to its patient.
-ENDED_STATUSES = invitations.ENDED_STATUSES
 QUOTE_FIELDS = (
     "price_min",
     "price_max",
@@ -65,7 +68,7 @@ def submit(token: str, data: dict[str, Any]) -> tuple[ClinicQuote, bool]:
     quote = db.session.execute(
         db.select(ClinicQuote).where(ClinicQuote.invitation_id == invitation.id)
     ).scalar_one_or_none()
-    if quote is not None and quote.status != "submitted":
+    if quote is not None and quote.status != QuoteStatus.SUBMITTED:
         raise QuoteAlreadySent(
             f"This quote was already {quote.status} to the patient; it can no longer be replaced."
         )
@@ -76,24 +79,22 @@ def submit(token: str, data: dict[str, Any]) -> tuple[ClinicQuote, bool]:
             invitation_id=invitation.id,
             quote_request_id=request.id,
             provider_id=invitation.provider_id,
-            status="submitted",
+            status=QuoteStatus.SUBMITTED,
         )
         db.session.add(quote)
     for field in QUOTE_FIELDS:
         setattr(quote, field, data.get(field, [] if field in ("includes", "excludes") else None))
     quote.submitted_at = now
-    invitation.status = "quoted"
+    invitation.status = InvitationStatus.QUOTED
     invitation.answered_at = invitation.answered_at or now
     db.session.flush()
-    db.session.add(
-        Event(
-            quote_request_id=request.id,
-            type="quote_submitted" if created else "quote_replaced",
-            actor=SYSTEM,
-            note=f"{invitation.provider.name} sent a quote.",
-            data={"quote_id": quote.id, "provider_id": invitation.provider_id},
-            at=now,
-        )
+    timeline.record(
+        request.id,
+        EventType.QUOTE_SUBMITTED if created else EventType.QUOTE_REPLACED,
+        Actor.SYSTEM,
+        f"{invitation.provider.name} sent a quote.",
+        {"quote_id": quote.id, "provider_id": invitation.provider_id},
+        at=now,
     )
     db.session.commit()
     return quote, created
@@ -116,7 +117,7 @@ def send_to_patient(
 
     The caller has locked the request and checked its version; this commits.
     """
-    if request.status in ENDED_STATUSES:
+    if request.status in vocabulary.ENDED:
         raise RequestEnded(f"{request.reference} is {request.status}; nothing is sent for it.")
     if request.erased_at is not None:
         raise RequestEnded(f"{request.reference} was erased; nothing is sent for it.")
@@ -132,7 +133,7 @@ def send_to_patient(
         quote = quotes.get(quote_id)
         if quote is None or quote.quote_request_id != request.id:
             problems.append(f"{quote_id}: not a quote of {request.reference}.")
-        elif quote.status != "submitted":
+        elif quote.status != QuoteStatus.SUBMITTED:
             problems.append(f"{quote_id}: already {quote.status}.")
     if problems:
         raise InvalidFields({"quote_ids": problems})
@@ -147,26 +148,23 @@ def send_to_patient(
     )
     now = utcnow()
     for quote in chosen:
-        quote.status = "sent"
+        quote.status = QuoteStatus.SENT
         quote.sent_at = now
     previous = request.status
-    request.status = "quoted"
-    request.version += 1
-    request.updated_at = now
-    db.session.add(
-        Event(
-            quote_request_id=request.id,
-            type="quotes_sent",
-            actor=actor,
-            note=note,
-            data={
-                "quote_ids": wanted,
-                "notification_id": notification.id,
-                "previous": previous,
-                "status": notification.status,
-            },
-            at=now,
-        )
+    request.status = RequestStatus.QUOTED
+    timeline.record(
+        request,
+        EventType.QUOTES_SENT,
+        actor,
+        note,
+        {
+            "quote_ids": wanted,
+            "notification_id": notification.id,
+            "previous": previous,
+            "status": notification.status,
+        },
+        at=now,
+        bump=True,
     )
     db.session.commit()
     return notification
@@ -176,8 +174,10 @@ def withdraw_for_request(request: QuoteRequest) -> None:
     """The request ended without them: quotes not sent are withdrawn. The caller commits."""
     db.session.execute(
         db.update(ClinicQuote)
-        .where(ClinicQuote.quote_request_id == request.id, ClinicQuote.status == "submitted")
-        .values(status="withdrawn")
+        .where(
+            ClinicQuote.quote_request_id == request.id, ClinicQuote.status == QuoteStatus.SUBMITTED
+        )
+        .values(status=QuoteStatus.WITHDRAWN)
     )
 
 
@@ -196,27 +196,24 @@ def record_interest(request: QuoteRequest, quote_id: int) -> ClinicQuote:
     Saying it twice changes nothing: one event and one alert per quote.
     """
     quote = db.session.get(ClinicQuote, quote_id)
-    if quote is None or quote.quote_request_id != request.id or quote.status != "sent":
+    if quote is None or quote.quote_request_id != request.id or quote.status != QuoteStatus.SENT:
         raise QuoteNotOffered()
-    if request.status in ENDED_STATUSES:
+    if request.status in vocabulary.ENDED:
         raise RequestEnded(f"{request.reference} is {request.status}.")
     already = db.session.execute(
         db.select(Event.id).where(
             Event.quote_request_id == request.id,
-            Event.type == "patient_interest",
+            Event.type == EventType.PATIENT_INTEREST,
             Event.data["quote_id"].as_integer() == quote.id,
         )
     ).first()
     if already is None:
-        db.session.add(
-            Event(
-                quote_request_id=request.id,
-                type="patient_interest",
-                actor="patient",
-                note=f"Interested in the quote of {quote.provider.name}.",
-                data={"quote_id": quote.id, "provider_id": quote.provider_id},
-                at=utcnow(),
-            )
+        timeline.record(
+            request.id,
+            EventType.PATIENT_INTEREST,
+            Actor.PATIENT,
+            f"Interested in the quote of {quote.provider.name}.",
+            {"quote_id": quote.id, "provider_id": quote.provider_id},
         )
         notifications.prepare_interest_alert(request, quote)
     db.session.commit()

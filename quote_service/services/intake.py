@@ -24,29 +24,31 @@ from quote_service.errors import InvalidFields
 from quote_service.extensions import db
 from quote_service.i18n import current_language
 from quote_service.models import (
+    Actor,
     Condition,
     ConsentText,
     Destination,
-    Event,
+    EventType,
     Language,
     QuoteRequest,
+    RequestStatus,
     Treatment,
     destination_condition,
     utcnow,
+    vocabulary,
 )
 from quote_service.safety.emergency import advice
 from quote_service.safety.signs import Assessment, assess
-from quote_service.services import outbox, safety
+from quote_service.services import outbox, safety, timeline
 from quote_service.services.catalog import current_consent, languages, translated
 from quote_service.services.references import new_reference
 
-PATIENT = "patient"
 # Collisions in 6.6e11 references are rare; a few tries make them harmless.
 REFERENCE_ATTEMPTS = 5
-# A submission matching one of these, of the same inbox (the email without its
-# +tag), condition and destination within the window, is the same patient asking
-# again: it is linked, not stored.
-OPEN_STATUSES = ("received", "routed", "unroutable", "in_review")
+S = RequestStatus
+# A submission matching a request not yet quoted (vocabulary.BEFORE_QUOTE), of
+# the same inbox (the email without its +tag), condition and destination within
+# the window, is the same patient asking again: it is linked, not stored.
 DUPLICATE_WINDOW = timedelta(hours=24)
 
 
@@ -175,7 +177,7 @@ def _new_request(
 ) -> QuoteRequest:
     request = QuoteRequest(
         reference=new_reference(),
-        status="spam" if is_spam else "received",
+        status=S.SPAM if is_spam else S.RECEIVED,
         full_name=data["full_name"],
         email=data["email"],
         phone=data.get("phone"),
@@ -197,13 +199,12 @@ def _new_request(
         created_at=now,
         updated_at=now,
     )
-    request.events.append(
-        Event(
-            type="spam" if is_spam else "received",
-            actor=PATIENT,
-            at=now,
-            note="Honeypot field filled in." if is_spam else None,
-        )
+    timeline.record(
+        request,
+        vocabulary.status_event(request.status),
+        Actor.PATIENT,
+        "Honeypot field filled in." if is_spam else None,
+        at=now,
     )
     return request
 
@@ -223,7 +224,7 @@ def _open_duplicate(data: dict[str, Any], now: datetime) -> QuoteRequest | None:
                 ),
                 QuoteRequest.condition_slug == data["condition"],
                 QuoteRequest.destination_code == data["destination"],
-                QuoteRequest.status.in_(OPEN_STATUSES),
+                QuoteRequest.status.in_(vocabulary.BEFORE_QUOTE),
                 QuoteRequest.created_at >= now - DUPLICATE_WINDOW,
             )
             .order_by(QuoteRequest.created_at.desc(), QuoteRequest.id.desc())
@@ -261,14 +262,12 @@ def _link(
     data: dict[str, Any],
 ) -> tuple[QuoteRequest, Receipt]:
     # No outbox row: the patient already has (or will get) the acknowledgement of the first.
-    db.session.add(
-        Event(
-            quote_request_id=earlier.id,
-            type="duplicate_submission",
-            actor=PATIENT,
-            at=now,
-            note="The same request was submitted again and linked to this one.",
-        )
+    timeline.record(
+        earlier.id,
+        EventType.DUPLICATE_SUBMISSION,
+        Actor.PATIENT,
+        "The same request was submitted again and linked to this one.",
+        at=now,
     )
     # Urgent words in the resubmission flag the open request (once) and are
     # answered with the advice, whatever the first submission said.

@@ -25,26 +25,25 @@ from quote_service.crypto import keyring, token_hash
 from quote_service.errors import Conflict, Gone, NotFound
 from quote_service.extensions import db
 from quote_service.models import (
+    Actor,
     ClinicQuote,
-    Event,
+    EventType,
     Invitation,
+    InvitationStatus,
     Notification,
     Provider,
     QuoteRequest,
     RoutingDecision,
     utcnow,
+    vocabulary,
 )
-from quote_service.services import masking, notifications, routing
+from quote_service.services import masking, notifications, routing, timeline
 
 log = logging.getLogger(__name__)
 
-SYSTEM = "system"
 TOKEN_PURPOSE = "clinic-invitation"
-# Requests whose clinics are still expected to answer; any other status stops the fan-out.
-INVITING_STATUSES = ("routed", "in_review")
-# The request ended: open invitations are withdrawn and their links answer 410.
-ENDED_STATUSES = ("closed", "rejected", "withdrawn", "spam")
-ANSWERABLE = ("open", "quoted")
+# Invitations that still take an answer (a quote, or a replacement of it).
+ANSWERABLE = (InvitationStatus.OPEN, InvitationStatus.QUOTED)
 # A token is 43 url-safe base64 characters (256 bits); anything else is not looked up.
 TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")
 
@@ -68,11 +67,7 @@ def response_window() -> timedelta:
 
 
 def _event(request: QuoteRequest, type_: str, note: str | None, **data: object) -> None:
-    db.session.add(
-        Event(
-            quote_request_id=request.id, type=type_, actor=SYSTEM, note=note, data=data, at=utcnow()
-        )
-    )
+    timeline.record(request.id, type_, Actor.SYSTEM, note, data)
 
 
 def invite(request: QuoteRequest, provider: Provider, rank: int) -> Invitation:
@@ -91,7 +86,7 @@ def _open(request: QuoteRequest, invitation: Invitation, note: str) -> None:
     invitation.token_hash = token_hash(
         keyring().link_tokens(TOKEN_PURPOSE, invitation.token_salt)[0]
     )
-    invitation.status = "open"
+    invitation.status = InvitationStatus.OPEN
     invitation.sent_at = now
     invitation.respond_by = now + response_window()
     invitation.remind_at = now + response_window() / 2
@@ -100,7 +95,7 @@ def _open(request: QuoteRequest, invitation: Invitation, note: str) -> None:
     notifications.prepare_provider_email(request, invitation.provider, invitation, link(invitation))
     _event(
         request,
-        "invitation_sent",
+        EventType.INVITATION_SENT,
         note,
         invitation_id=invitation.id,
         provider_id=invitation.provider_id,
@@ -121,7 +116,9 @@ def next_to_invite(request: QuoteRequest, candidates: list[dict]) -> list[tuple[
     """The best-ranked eligible clinics not invited yet, up to QUOTE_FANOUT working."""
     existing = invitations_of(request.id)
     invited = {i.provider_id for i in existing}
-    room = current_app.config["QUOTE_FANOUT"] - sum(1 for i in existing if i.status == "open")
+    room = current_app.config["QUOTE_FANOUT"] - sum(
+        1 for i in existing if i.status == InvitationStatus.OPEN
+    )
     ranked = sorted((c for c in candidates if c.get("rank")), key=lambda c: c["rank"])
     chosen = [c for c in ranked if c["provider_id"] not in invited][: max(room, 0)]
     return [(db.session.get_one(Provider, c["provider_id"]), c["rank"]) for c in chosen]
@@ -161,13 +158,13 @@ def reinvite(request: QuoteRequest, provider: Provider) -> Invitation:
 
 def top_up(request: QuoteRequest) -> list[Invitation]:
     """After a clinic stopped working on a request: invite the next ones, or alert once."""
-    if request.status not in INVITING_STATUSES:
+    if request.status not in vocabulary.INVITING:
         return []
     new = invite_ranked(request, [asdict(c) for c in routing.rank_candidates(request)])
     if new:
         return new
     existing = invitations_of(request.id)
-    if any(i.status == "open" for i in existing):
+    if any(i.status == InvitationStatus.OPEN for i in existing):
         return []
     quoted = db.session.execute(
         db.select(db.func.count(ClinicQuote.id)).where(ClinicQuote.quote_request_id == request.id)
@@ -223,7 +220,7 @@ def labels(invitation: Invitation) -> dict[str, str]:
 
 def check_open(invitation: Invitation) -> None:
     """An expired or withdrawn invitation is over: its link answers 410."""
-    if invitation.status in ("expired", "withdrawn"):
+    if invitation.status in (InvitationStatus.EXPIRED, InvitationStatus.WITHDRAWN):
         raise InvitationClosed(
             f"This invitation is {invitation.status}; it no longer takes answers.",
             extra={"status": invitation.status},
@@ -232,7 +229,7 @@ def check_open(invitation: Invitation) -> None:
 
 def check_answerable(invitation: Invitation) -> None:
     check_open(invitation)
-    if invitation.status == "declined":
+    if invitation.status == InvitationStatus.DECLINED:
         raise InvitationAnswered("This invitation was declined; it takes no quote.")
 
 
@@ -247,17 +244,17 @@ class InvitationAnswered(Conflict):
 def decline(token: str, reason: str, note: str | None) -> Invitation:
     invitation = find(token, lock=True)
     check_answerable(invitation)
-    if invitation.status == "quoted":
+    if invitation.status == InvitationStatus.QUOTED:
         raise InvitationAnswered("A quote was submitted on this invitation; it cannot be declined.")
     request = db.session.get_one(QuoteRequest, invitation.quote_request_id)
     now = utcnow()
-    invitation.status = "declined"
+    invitation.status = InvitationStatus.DECLINED
     invitation.answered_at = now
     invitation.decline_reason = reason
     invitation.decline_note = note
     _event(
         request,
-        "invitation_declined",
+        EventType.INVITATION_DECLINED,
         f"{invitation.provider.name} declined ({reason}).",
         invitation_id=invitation.id,
         provider_id=invitation.provider_id,
@@ -268,12 +265,12 @@ def decline(token: str, reason: str, note: str | None) -> Invitation:
     return invitation
 
 
-def close_for_request(request: QuoteRequest, status: str = "withdrawn") -> int:
+def close_for_request(request: QuoteRequest, status: str = InvitationStatus.WITHDRAWN) -> int:
     """The request ended or was taken from these clinics: open invitations close. Caller commits."""
     now = utcnow()
     count = 0
     for invitation in invitations_of(request.id):
-        if invitation.status == "open":
+        if invitation.status == InvitationStatus.OPEN:
             invitation.status = status
             invitation.closed_at = now
             count += 1
@@ -283,8 +280,8 @@ def close_for_request(request: QuoteRequest, status: str = "withdrawn") -> int:
 def withdraw_provider(request: QuoteRequest, provider_id: int) -> Invitation | None:
     """A reroute took the request from this clinic: its open invitation is withdrawn."""
     for invitation in invitations_of(request.id):
-        if invitation.provider_id == provider_id and invitation.status == "open":
-            invitation.status = "withdrawn"
+        if invitation.provider_id == provider_id and invitation.status == InvitationStatus.OPEN:
+            invitation.status = InvitationStatus.WITHDRAWN
             invitation.closed_at = utcnow()
             return invitation
     return None
@@ -297,7 +294,7 @@ def sweep(now: datetime | None = None, batch: int = 200) -> dict[str, int]:
     due = list(
         db.session.execute(
             db.select(Invitation)
-            .where(Invitation.status == "open", Invitation.respond_by <= now)
+            .where(Invitation.status == InvitationStatus.OPEN, Invitation.respond_by <= now)
             .order_by(Invitation.respond_by, Invitation.id)
             .limit(batch)
             # Two overlapping sweeps take different invitations.
@@ -306,11 +303,11 @@ def sweep(now: datetime | None = None, batch: int = 200) -> dict[str, int]:
     )
     for invitation in due:
         request = db.session.get_one(QuoteRequest, invitation.quote_request_id)
-        invitation.status = "expired"
+        invitation.status = InvitationStatus.EXPIRED
         invitation.closed_at = now
         _event(
             request,
-            "invitation_expired",
+            EventType.INVITATION_EXPIRED,
             f"{invitation.provider.name} did not answer in time.",
             invitation_id=invitation.id,
             provider_id=invitation.provider_id,
@@ -323,7 +320,7 @@ def sweep(now: datetime | None = None, batch: int = 200) -> dict[str, int]:
         db.session.execute(
             db.select(Invitation)
             .where(
-                Invitation.status == "open",
+                Invitation.status == InvitationStatus.OPEN,
                 Invitation.reminded_at.is_(None),
                 Invitation.remind_at <= now,
                 Invitation.respond_by > now,
@@ -364,7 +361,9 @@ def response_stats(provider_ids: list[int], now: datetime | None = None) -> dict
         ).where(
             Invitation.provider_id.in_(provider_ids),
             Invitation.sent_at >= since,
-            Invitation.status.in_(("quoted", "declined", "expired")),
+            Invitation.status.in_(
+                (InvitationStatus.QUOTED, InvitationStatus.DECLINED, InvitationStatus.EXPIRED)
+            ),
         )
     ).all()
     per_provider: dict[int, list] = {}

@@ -38,13 +38,14 @@ from quote_service.mail.guard import missing_disclaimers
 from quote_service.mail.rendering import body_sha256, build_message, environment, render
 from quote_service.mail.sender import SendError, TransientSendError, sender_from_config
 from quote_service.models import (
+    Actor,
     ClinicQuote,
     Condition,
     Destination,
     Disclaimer,
-    Event,
     Invitation,
     Notification,
+    NotificationStatus,
     OutboxMessage,
     Provider,
     QuoteRequest,
@@ -53,8 +54,9 @@ from quote_service.models import (
     User,
     utcnow,
 )
+from quote_service.models.vocabulary import NOTIFICATION_FINAL, notification_event
 from quote_service.safety.emergency import advice
-from quote_service.services import alerts, masking, outbox
+from quote_service.services import alerts, masking, outbox, timeline
 from quote_service.services.catalog import (
     DEFAULT_LANGUAGE,
     disclaimers_in_scope,
@@ -64,9 +66,8 @@ from quote_service.services.catalog import (
 from quote_service.services.transient import retry_transient
 
 log = logging.getLogger(__name__)
+N = NotificationStatus
 
-SYSTEM = "system"
-FINAL_STATUSES = ("sent", "failed", "blocked", "suppressed", "grouped", "digested")
 TEMPLATE_LANGUAGES = ("en", "fr", "nl", "de")
 # How long a `sent` that could not be committed is retried: well inside the
 # task's time limit, long enough for a database restart or failover.
@@ -164,29 +165,29 @@ def _record(
         disclaimers=[
             {"key": d.key, "version": d.version, "language": d.language} for d in disclaimers or []
         ],
-        status="pending",
+        status=N.PENDING,
         created_at=utcnow(),
     )
     required = [d for d in disclaimers or [] if d.required]
     missing = missing_disclaimers(raw, required)
     if missing:
-        notification.status = "blocked"
+        notification.status = N.BLOCKED
         notification.last_error = "missing required disclaimers: " + ", ".join(missing)
     elif kind == "acknowledgement" and _recipient_capped(recipient):
-        notification.status = "suppressed"
+        notification.status = N.SUPPRESSED
         notification.last_error = "daily cap of acknowledgements to this address reached"
     elif kind in alerts.ALERT_KINDS and alerts.over_cap(kind):
-        notification.status = "grouped"
+        notification.status = N.GROUPED
     db.session.add(notification)
     db.session.flush()
     if missing:
         log.error("notification %s of %s blocked: %s", kind, request.reference, missing)
-        _event(request, f"{kind}_blocked", notification.last_error, notification)
-    elif notification.status == "suppressed":
+        _event(request, notification, N.BLOCKED, notification.last_error)
+    elif notification.status == N.SUPPRESSED:
         log.warning("acknowledgement of %s suppressed: recipient cap", request.reference)
-        _event(request, f"{kind}_suppressed", notification.last_error, notification)
-    elif notification.status == "grouped":
-        _event(request, f"{kind}_grouped", alerts.GROUPED_NOTE, notification)
+        _event(request, notification, N.SUPPRESSED, notification.last_error)
+    elif notification.status == N.GROUPED:
+        _event(request, notification, N.GROUPED, alerts.GROUPED_NOTE)
     else:
         outbox.enqueue(outbox.TOPIC_SEND, {"notification_id": notification.id})
     return notification
@@ -211,7 +212,7 @@ def _record_unbuildable(
         body_sha256="",
         mime=None,
         disclaimers=[],
-        status="failed",
+        status=N.FAILED,
         # Kept encrypted with the notification; the log gets the type only.
         last_error=f"could not build the message: {type(error).__name__}: {error}"[:1000],
         created_at=utcnow(),
@@ -219,7 +220,7 @@ def _record_unbuildable(
     db.session.add(notification)
     db.session.flush()
     log.warning("%s of %s not built: %s", kind, request.reference, type(error).__name__)
-    _event(request, f"{kind}_failed", notification.last_error, notification)
+    _event(request, notification, N.FAILED, notification.last_error)
     return notification
 
 
@@ -235,7 +236,7 @@ def _recipient_capped(recipient: str) -> bool:
         db.select(db.func.count(Notification.id)).where(
             Notification.kind == "acknowledgement",
             Notification.recipient_mailbox_hash.in_(keyring().lookup_hashes(mailbox(recipient))),
-            Notification.status.not_in(("blocked", "suppressed")),
+            Notification.status.not_in((N.BLOCKED, N.SUPPRESSED)),
             Notification.created_at >= since,
         )
     ).scalar()
@@ -243,19 +244,17 @@ def _recipient_capped(recipient: str) -> bool:
 
 
 def _event(
-    request: QuoteRequest | None, type_: str, note: str | None, notification: Notification
+    request: QuoteRequest | None, notification: Notification, outcome: str, note: str | None
 ) -> None:
+    """Record on the request's timeline what became of one of its emails."""
     if request is None:
         return  # a digest to the coordinators belongs to no request's timeline
-    db.session.add(
-        Event(
-            quote_request_id=request.id,
-            type=type_,
-            actor=SYSTEM,
-            note=note,
-            data={"notification_id": notification.id, "kind": notification.kind},
-            at=utcnow(),
-        )
+    timeline.record(
+        request.id,
+        notification_event(notification.kind, outcome),
+        Actor.SYSTEM,
+        note,
+        {"notification_id": notification.id, "kind": notification.kind},
     )
 
 
@@ -452,7 +451,7 @@ def deliver(outbox_id: int, holder: str | None = None) -> str:
         .with_for_update()
     ).scalar_one()
     now = utcnow()
-    if notification.status in FINAL_STATUSES:
+    if notification.status in NOTIFICATION_FINAL:
         outbox.complete(row, now)
         db.session.commit()
         return "done-already"
@@ -460,7 +459,7 @@ def deliver(outbox_id: int, holder: str | None = None) -> str:
     # refused a live one): the email goes again, the same bytes and Message-ID.
 
     # Record before sending: a crash from here on leaves "sending", not "pending".
-    notification.status = "sending"
+    notification.status = N.SENDING
     notification.attempts += 1
     notification.last_attempt_at = now
     db.session.commit()
@@ -505,11 +504,11 @@ def _record_sent(outbox_id: int, notification_id: int) -> None:
     def record() -> None:
         notification = db.session.get_one(Notification, notification_id)
         row = db.session.get_one(OutboxMessage, outbox_id)
-        notification.status = "sent"
+        notification.status = N.SENT
         notification.sent_at = utcnow()
         notification.last_error = None
         outbox.complete(row)
-        _event(_request_of(notification), f"{notification.kind}_sent", None, notification)
+        _event(_request_of(notification), notification, N.SENT, None)
         db.session.commit()
 
     try:
@@ -538,15 +537,15 @@ def _failed_attempt(
         notification.attempts >= current_app.config["NOTIFICATION_MAX_ATTEMPTS"]
     )
     if gave_up:
-        notification.status = "failed"
+        notification.status = N.FAILED
         outbox.complete(row)
-        _event(request, f"{notification.kind}_failed", notification.last_error, notification)
+        _event(request, notification, N.FAILED, notification.last_error)
         # The SMTP reply may quote the address: it stays in the database, not the log.
         log.warning("%s for %s failed", notification.kind, _about(request))
     else:
-        notification.status = "pending"
+        notification.status = N.PENDING
         outbox.retry_at(row, utcnow() + backoff(notification.attempts))
-        _event(request, f"{notification.kind}_deferred", notification.last_error, notification)
+        _event(request, notification, "deferred", notification.last_error)
     db.session.commit()
     return "failed" if gave_up else "deferred"
 

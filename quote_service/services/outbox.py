@@ -36,7 +36,9 @@ from sqlalchemy import text, update
 
 from quote_service.extensions import db
 from quote_service.logging_setup import current_request_id
-from quote_service.models import Event, Notification, OutboxMessage, utcnow
+from quote_service.models import Actor, EventType, Notification, OutboxMessage, utcnow
+from quote_service.models.vocabulary import NotificationStatus, notification_event
+from quote_service.services import timeline
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +49,6 @@ TASK_FOR_TOPIC = {
     TOPIC_RECEIVED: "quote.route_request",
     TOPIC_SEND: "quote.send_notification",
 }
-SYSTEM = "system"
 
 # The relay LISTENs here (PostgreSQL) to publish new rows at once.
 NOTIFY_CHANNEL = "quote_service_outbox"
@@ -298,7 +299,7 @@ def give_up(row: OutboxMessage, reason: str) -> None:
     note = f"{TASK_FOR_TOPIC[row.topic]} failed {row.failures} times: {reason}"[:1000]
     log.error("outbox row %s given up after %d failures", row.id, row.failures)
     request_id: int | None = row.payload.get("quote_request_id")
-    event_type = "processing_failed"
+    event_type: str = EventType.PROCESSING_FAILED
     data: dict[str, Any] = {"outbox_id": row.id, "task": TASK_FOR_TOPIC[row.topic]}
     if row.topic == TOPIC_SEND:
         notification = db.session.execute(
@@ -308,21 +309,12 @@ def give_up(row: OutboxMessage, reason: str) -> None:
         ).scalar_one()
         request_id = notification.quote_request_id
         data.update(notification_id=notification.id, kind=notification.kind)
-        if notification.status not in ("sent", "failed"):
-            notification.status = "failed"
+        if notification.status not in (NotificationStatus.SENT, NotificationStatus.FAILED):
+            notification.status = NotificationStatus.FAILED
             notification.last_error = note
-            event_type = f"{notification.kind}_failed"
+            event_type = notification_event(notification.kind, NotificationStatus.FAILED)
     if request_id is not None:
-        db.session.add(
-            Event(
-                quote_request_id=request_id,
-                type=event_type,
-                actor=SYSTEM,
-                note=note,
-                data=data,
-                at=now,
-            )
-        )
+        timeline.record(request_id, event_type, Actor.SYSTEM, note, data, at=now)
 
 
 def backlog() -> dict[str, Any]:

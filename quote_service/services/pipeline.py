@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from quote_service.extensions import db
-from quote_service.models import QuoteRequest
+from quote_service.models import QuoteRequest, RequestStatus
 from quote_service.services import invitations, outbox, routing
 
 
@@ -28,7 +28,7 @@ def process_received(outbox_id: int, holder: str | None = None) -> str:
         .with_for_update()
     ).scalar_one()
     outcome = "skipped"
-    if request.status == "received":
+    if request.status == RequestStatus.RECEIVED:
         decision = routing.decide(request)
         invitations.after_routing(request, decision)
         outcome = decision.outcome

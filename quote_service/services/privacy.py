@@ -12,21 +12,25 @@ from quote_service.crypto import keyring
 from quote_service.extensions import db
 from quote_service.models import (
     AccessLog,
+    Actor,
     ClinicQuote,
-    Event,
+    EventType,
     Invitation,
     Notification,
+    NotificationStatus,
     OutboxMessage,
     QuoteRequest,
     RoutingDecision,
     utcnow,
+    vocabulary,
 )
-from quote_service.services import clinic_quotes, invitations
+from quote_service.services import clinic_quotes, invitations, timeline
+
+N = NotificationStatus
 
 ERASED_NAME = "[erased]"
 # ISO 3166 "user-assigned" code: an unknown country, kept so counts still add up.
 ERASED_COUNTRY = "ZZ"
-CLOSED_STATES = ("closed", "rejected", "withdrawn", "spam")
 BATCH = 500
 
 
@@ -169,8 +173,8 @@ def anonymise(request: QuoteRequest, actor: str, reason: str) -> None:
         notification.last_error = None
         if notification.kind == "acknowledgement":
             notification.recipient = ""
-        if notification.status in ("pending", "sending"):
-            notification.status = "suppressed"
+        if notification.status in (N.PENDING, N.SENDING):
+            notification.status = N.SUPPRESSED
     _cancel_pending_work(request)
     _end_clinic_work(request)
     for quote in db.session.execute(
@@ -183,7 +187,7 @@ def anonymise(request: QuoteRequest, actor: str, reason: str) -> None:
         .where(Invitation.quote_request_id == request.id)
         .values(decline_note=None)
     )
-    db.session.add(Event(quote_request=request, type="erased", actor=actor, note=reason, at=now))
+    timeline.record(request, EventType.ERASED, actor, reason, at=now)
 
 
 def _cancel_pending_work(request: QuoteRequest) -> None:
@@ -218,10 +222,10 @@ def withdraw_consent(request: QuoteRequest) -> None:
     for notification in db.session.execute(
         db.select(Notification).where(
             Notification.quote_request_id == request.id,
-            Notification.status == "pending",
+            Notification.status == N.PENDING,
         )
     ).scalars():
-        notification.status = "suppressed"
+        notification.status = N.SUPPRESSED
     _cancel_pending_work(request)
     _end_clinic_work(request)
 
@@ -242,7 +246,7 @@ def apply_retention(now: datetime | None = None) -> dict[str, int]:
         db.session.execute(
             db.select(QuoteRequest)
             .where(
-                QuoteRequest.status.in_(CLOSED_STATES),
+                QuoteRequest.status.in_(vocabulary.ENDED),
                 QuoteRequest.erased_at.is_(None),
                 QuoteRequest.updated_at < closed_before,
             )
@@ -252,14 +256,14 @@ def apply_retention(now: datetime | None = None) -> dict[str, int]:
     )
     for request in stale:
         anonymise(
-            request, "system", f"Retention: closed more than {config['RETENTION_DAYS']} days."
+            request, Actor.SYSTEM, f"Retention: closed more than {config['RETENTION_DAYS']} days."
         )
     bodies = db.session.execute(
         db.update(Notification)
         .where(
             Notification.mime.is_not(None),
             Notification.created_at < bodies_before,
-            Notification.status.in_(("sent", "failed", "blocked", "suppressed")),
+            Notification.status.in_(vocabulary.NOTIFICATION_SETTLED),
         )
         .values(mime=None)
     ).rowcount

@@ -18,16 +18,15 @@ from quote_service.models import (
     MAX_ID,
     Event,
     Invitation,
+    InvitationStatus,
     Notification,
     QuoteRequest,
     RoutingDecision,
+    vocabulary,
 )
 from quote_service.services import clinic_quotes, invitations, presence, safety, sla
 from quote_service.services.privacy import record_access
 from quote_service.services.references import is_reference
-
-# Kept out of the default queue; shown only when asked for by status.
-HIDDEN_BY_DEFAULT = ("spam",)
 
 
 def encode_cursor(request: QuoteRequest, sort: str) -> str:
@@ -79,7 +78,7 @@ def filtered(filters: dict[str, Any], current_user_id: int) -> Any:
     if filters.get("status"):
         statement = statement.where(QuoteRequest.status.in_(filters["status"]))
     else:
-        statement = statement.where(QuoteRequest.status.not_in(HIDDEN_BY_DEFAULT))
+        statement = statement.where(QuoteRequest.status.not_in(vocabulary.NOT_REAL))
     if filters.get("destination"):
         statement = statement.where(QuoteRequest.destination_code == filters["destination"])
     if filters.get("condition"):
@@ -102,7 +101,8 @@ def filtered(filters: dict[str, Any], current_user_id: int) -> Any:
         # An invited clinic owes the request an answer (its invitation is open).
         statement = statement.where(
             db.exists().where(
-                Invitation.quote_request_id == QuoteRequest.id, Invitation.status == "open"
+                Invitation.quote_request_id == QuoteRequest.id,
+                Invitation.status == InvitationStatus.OPEN,
             )
         )
     if filters.get("q"):

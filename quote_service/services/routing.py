@@ -15,9 +15,16 @@ from datetime import UTC, datetime, time
 from sqlalchemy.orm import selectinload
 
 from quote_service.extensions import db
-from quote_service.models import Event, Provider, QuoteRequest, RoutingDecision, utcnow
-
-SYSTEM = "system"
+from quote_service.models import (
+    Actor,
+    Provider,
+    QuoteRequest,
+    RequestStatus,
+    RoutingDecision,
+    utcnow,
+    vocabulary,
+)
+from quote_service.services import timeline
 
 
 @dataclass
@@ -100,7 +107,7 @@ def loads_today(provider_ids: list[int], now: datetime) -> dict[int, int]:
         db.select(RoutingDecision.provider_id, db.func.count(RoutingDecision.id))
         .where(
             RoutingDecision.provider_id.in_(provider_ids),
-            RoutingDecision.outcome == "routed",
+            RoutingDecision.outcome == RequestStatus.ROUTED,
             RoutingDecision.decided_at >= midnight,
         )
         .group_by(RoutingDecision.provider_id)
@@ -124,7 +131,7 @@ def rank_candidates(request: QuoteRequest) -> list[Candidate]:
 
 def decide(
     request: QuoteRequest,
-    actor: str = SYSTEM,
+    actor: str = Actor.SYSTEM,
     note: str | None = None,
     *,
     choose: int | None = None,
@@ -161,7 +168,7 @@ def decide(
     chosen = next((c for c in candidates if c.chosen), None)
     decision = RoutingDecision(
         quote_request_id=request.id,
-        outcome="routed" if chosen else "unroutable",
+        outcome=RequestStatus.ROUTED if chosen else RequestStatus.UNROUTABLE,
         provider_id=chosen.provider_id if chosen else None,
         candidates=[asdict(c) for c in candidates],
         actor=actor,
@@ -174,15 +181,13 @@ def decide(
     request.provider_id = decision.provider_id
     request.updated_at = now
     summary = f"Routed to {chosen.name}." if chosen else "No eligible provider."
-    db.session.add(
-        Event(
-            quote_request=request,
-            type=event_type or decision.outcome,
-            actor=actor,
-            at=now,
-            note=f"{summary} {note}" if note else summary,
-            data={"provider_id": decision.provider_id},
-        )
+    timeline.record(
+        request,
+        event_type or vocabulary.status_event(decision.outcome),
+        actor,
+        f"{summary} {note}" if note else summary,
+        {"provider_id": decision.provider_id},
+        at=now,
     )
     db.session.flush()
     return decision

@@ -12,14 +12,19 @@ from typing import Any
 
 from quote_service.errors import NotFlagged
 from quote_service.extensions import db
-from quote_service.models import SAFETY_VERDICTS, Event, QuoteRequest, utcnow
+from quote_service.models import (
+    SAFETY_VERDICTS,
+    Actor,
+    Event,
+    EventType,
+    QuoteRequest,
+    RequestStatus,
+    utcnow,
+)
 from quote_service.safety.signs import Assessment, ruleset
-from quote_service.services import notifications
+from quote_service.services import notifications, timeline
 from quote_service.services.workflow import check_version, lock
 
-SYSTEM = "system"
-FLAGGED = "urgent_flagged"
-REVIEWED = "safety_review"
 VERDICTS = SAFETY_VERDICTS
 
 
@@ -41,16 +46,14 @@ def flag(request: QuoteRequest, assessment: Assessment, now: datetime | None = N
             for m in assessment.matches
         ],
     }
-    db.session.add(
-        Event(
-            quote_request_id=request.id,
-            type=FLAGGED,
-            actor=SYSTEM,
-            at=now,
-            data={"rules": assessment.rule_ids, "version": assessment.version},
-        )
+    timeline.record(
+        request.id,
+        EventType.URGENT_FLAGGED,
+        Actor.SYSTEM,
+        data={"rules": assessment.rule_ids, "version": assessment.version},
+        at=now,
     )
-    if request.status != "spam":
+    if request.status != RequestStatus.SPAM:
         notifications.prepare_urgent_alert(request)
 
 
@@ -72,17 +75,14 @@ def review(
     previous = request.safety_verdict
     now = utcnow()
     request.safety_verdict = verdict
-    request.version += 1
-    request.updated_at = now
-    db.session.add(
-        Event(
-            quote_request_id=request.id,
-            type=REVIEWED,
-            actor=actor,
-            note=note,
-            at=now,
-            data={"verdict": verdict, "previous": previous},
-        )
+    timeline.record(
+        request,
+        EventType.SAFETY_REVIEW,
+        actor,
+        note,
+        {"verdict": verdict, "previous": previous},
+        at=now,
+        bump=True,
     )
     db.session.commit()
     return request
@@ -92,7 +92,11 @@ def view(request: QuoteRequest, events: list[Event] | None = None) -> dict[str, 
     """The detail's `safety`: urgent, the rules that matched (with labels), the verdict."""
     labels = {rule.id: rule.label for rule in ruleset().rules}
     recorded = request.safety or {}
-    reviews = [e for e in (events if events is not None else request.events) if e.type == REVIEWED]
+    reviews = [
+        e
+        for e in (events if events is not None else request.events)
+        if e.type == EventType.SAFETY_REVIEW
+    ]
     last = reviews[-1] if reviews else None
     return {
         "urgent": bool(request.urgent),

@@ -10,13 +10,12 @@ from sqlalchemy import ColumnElement, and_
 from sqlalchemy.exc import IntegrityError
 
 from quote_service.extensions import db
-from quote_service.models import Event, Notification, QuoteRequest, utcnow
-from quote_service.services import notifications
+from quote_service.models import Actor, EventType, Notification, QuoteRequest, utcnow
+from quote_service.models.vocabulary import AWAITING_FIRST_RESPONSE
+from quote_service.services import notifications, timeline
 
 log = logging.getLogger(__name__)
 
-# Statuses of a request nobody has responded to yet: in_review and later count as a response.
-AWAITING_FIRST_RESPONSE = ("received", "routed", "unroutable")
 ALERT_KIND = "sla_alert"
 # One run alerts at most this many (oldest first); the next run takes the rest,
 # so a large backlog cannot push a run past the task's time limit.
@@ -76,15 +75,12 @@ def alert_sla_breaches(now: datetime | None = None) -> int:
             # the notification's unique dedupe_key refuses the second one.
             with db.session.begin_nested():
                 notification = notifications.prepare_sla_alert(request)
-                db.session.add(
-                    Event(
-                        quote_request_id=request.id,
-                        type="sla_breached",
-                        actor=notifications.SYSTEM,
-                        note=f"No first response within {first_response_hours()} hours.",
-                        data={"notification_id": notification.id, "kind": ALERT_KIND},
-                        at=utcnow(),
-                    )
+                timeline.record(
+                    request.id,
+                    EventType.SLA_BREACHED,
+                    Actor.SYSTEM,
+                    f"No first response within {first_response_hours()} hours.",
+                    {"notification_id": notification.id, "kind": ALERT_KIND},
                 )
         except IntegrityError:
             continue

@@ -10,18 +10,18 @@ from sqlalchemy import ColumnElement, Subquery, func
 
 from quote_service.extensions import db
 from quote_service.models import (
-    STATUSES,
     ClinicQuote,
     Condition,
     Destination,
     Event,
     Notification,
+    NotificationStatus,
     QuoteRequest,
+    RequestStatus,
     utcnow,
+    vocabulary,
 )
 from quote_service.services import sla
-
-SPAM = "spam"
 
 
 def request_statistics(
@@ -35,12 +35,12 @@ def request_statistics(
         bounds.append(QuoteRequest.created_at >= created_after)
     if created_before is not None:
         bounds.append(QuoteRequest.created_at < created_before)
-    real = [*bounds, QuoteRequest.status != SPAM]
+    real = [*bounds, QuoteRequest.status.not_in(vocabulary.NOT_REAL)]
 
-    by_status = dict.fromkeys(STATUSES, 0) | _count_by(QuoteRequest.status, bounds)
+    by_status = dict.fromkeys(RequestStatus, 0) | _count_by(QuoteRequest.status, bounds)
     return {
         "counts": {
-            "total": sum(n for status, n in by_status.items() if status != SPAM),
+            "total": sum(n for status, n in by_status.items() if status not in vocabulary.NOT_REAL),
             "by_status": by_status,
             "by_destination": _catalog_keys(Destination.code, Destination)
             | _count_by(QuoteRequest.destination_code, real),
@@ -103,19 +103,20 @@ def _first_acknowledgement() -> Subquery:
             Notification.quote_request_id.label("quote_request_id"),
             func.min(Notification.sent_at).label("first_at"),
         )
-        .where(Notification.kind == "acknowledgement", Notification.status == "sent")
+        .where(
+            Notification.kind == "acknowledgement", Notification.status == NotificationStatus.SENT
+        )
         .group_by(Notification.quote_request_id)
         .subquery()
     )
 
 
 def _first_in_review() -> Subquery:
-    # The workflow records each transition as an event whose type is the new status.
     return (
         db.select(
             Event.quote_request_id.label("quote_request_id"), func.min(Event.at).label("first_at")
         )
-        .where(Event.type == "in_review")
+        .where(Event.type == vocabulary.status_event(RequestStatus.IN_REVIEW))
         .group_by(Event.quote_request_id)
         .subquery()
     )
@@ -169,7 +170,7 @@ def daily_counts(days: int = 30, now: datetime | None = None) -> list[dict[str, 
         .where(QuoteRequest.created_at >= start)
         .group_by(day, QuoteRequest.status)
     )
-    table = {first + timedelta(days=n): dict.fromkeys(STATUSES, 0) for n in range(days)}
+    table = {first + timedelta(days=n): dict.fromkeys(RequestStatus, 0) for n in range(days)}
     for when, status, count in rows:
         key = when if isinstance(when, date) else date.fromisoformat(str(when))
         if key in table:

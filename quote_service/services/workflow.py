@@ -1,7 +1,7 @@
 """The workflow of a quote request: transitions, assignment, notes, reroute, resend.
 
-    received ──(worker)──▶ routed | unroutable ──▶ in_review ──▶ quoted ──▶ closed
-    rejected, withdrawn and spam may be reached from any open state.
+The statuses and their groups are models/vocabulary.py's; TRANSITIONS below
+are the moves a coordinator may make between them.
 
 Every change bumps the request's `version`: a coordinator acting on a stale
 copy it names gets 409 (version in the body) or 412 (If-Match), never a
@@ -23,34 +23,36 @@ from quote_service.errors import (
     StaleVersion,
 )
 from quote_service.extensions import db
-from quote_service.models import Event, Notification, Provider, QuoteRequest, User, utcnow
+from quote_service.models import (
+    Event,
+    EventType,
+    Notification,
+    Provider,
+    QuoteRequest,
+    RequestStatus,
+    User,
+    vocabulary,
+)
 from quote_service.services import (
     clinic_quotes,
     invitations,
     notifications,
     privacy,
     routing,
+    timeline,
     users,
 )
 
-OPEN_STATES = ("received", "routed", "unroutable", "in_review", "quoted")
-ENDINGS = ("rejected", "withdrawn", "spam")
+S = RequestStatus
 # The moves a coordinator may make; received -> routed/unroutable is the worker's.
 TRANSITIONS: dict[str, tuple[str, ...]] = {
-    "received": ENDINGS,
-    "routed": ("in_review", *ENDINGS),
-    "unroutable": ("in_review", *ENDINGS),
-    "in_review": ("quoted", *ENDINGS),
-    "quoted": ("closed", *ENDINGS),
-    "closed": (),
-    "rejected": (),
-    "withdrawn": (),
-    "spam": (),
+    S.RECEIVED: vocabulary.COORDINATOR_ENDINGS,
+    S.ROUTED: (S.IN_REVIEW, *vocabulary.COORDINATOR_ENDINGS),
+    S.UNROUTABLE: (S.IN_REVIEW, *vocabulary.COORDINATOR_ENDINGS),
+    S.IN_REVIEW: (S.QUOTED, *vocabulary.COORDINATOR_ENDINGS),
+    S.QUOTED: (S.CLOSED, *vocabulary.COORDINATOR_ENDINGS),
+    **{status: () for status in vocabulary.ENDED},
 }
-REROUTABLE = ("received", "routed", "unroutable", "in_review")
-# A resend repeats what the acknowledgement promised; after the request ended
-# (withdrawn, rejected, closed, spam) nothing more goes to the patient.
-RESENDABLE = ("received", "routed", "unroutable", "in_review", "quoted")
 
 
 def lock(reference: str) -> QuoteRequest:
@@ -90,14 +92,7 @@ def check_version(request: QuoteRequest, expected: int | None, from_header: bool
 
 
 def _changed(request: QuoteRequest, type_: str, actor: str, note: str | None, **data) -> Event:
-    now = utcnow()
-    request.version += 1
-    request.updated_at = now
-    event = Event(
-        quote_request=request, type=type_, actor=actor, note=note, data=data or None, at=now
-    )
-    db.session.add(event)
-    return event
+    return timeline.record(request, type_, actor, note, data, bump=True)
 
 
 def transition(
@@ -113,14 +108,14 @@ def transition(
         raise Conflict(message, {"to": [message]}, {"allowed": list(allowed)})
     previous = request.status
     request.status = to
-    if to == "withdrawn":
+    if to == S.WITHDRAWN:
         privacy.withdraw_consent(request)
-    elif to in invitations.ENDED_STATUSES:
+    elif to in vocabulary.ENDED:
         # The request ended: the clinics still working on it are told by a dead link.
         invitations.close_for_request(request)
-        if to != "closed":
+        if to != S.CLOSED:
             clinic_quotes.withdraw_for_request(request)
-    _changed(request, to, actor, note, previous=previous)
+    _changed(request, vocabulary.status_event(to), actor, note, previous=previous)
     db.session.commit()
     return request
 
@@ -152,7 +147,7 @@ def assign(
         notifications.prepare_assignment_notice(request, user, actor)
     _changed(
         request,
-        "assigned" if assignee_id is not None else "unassigned",
+        EventType.ASSIGNED if assignee_id is not None else EventType.UNASSIGNED,
         actor,
         note,
         assignee_id=assignee_id,
@@ -165,8 +160,7 @@ def assign(
 def add_note(reference: str, note: str, actor: str) -> Event:
     """A note adds to the timeline and changes nothing else, so it needs no version."""
     request = lock(reference)
-    event = Event(quote_request=request, type="note", actor=actor, note=note, at=utcnow())
-    db.session.add(event)
+    event = timeline.record(request, EventType.NOTE, actor, note)
     db.session.commit()
     return event
 
@@ -182,22 +176,22 @@ def reroute(
     """Route again (or to the provider a coordinator names) and email the new provider."""
     request = lock(reference)
     check_version(request, expected, from_header)
-    if request.status not in REROUTABLE:
+    if request.status not in vocabulary.BEFORE_QUOTE:
         raise Conflict(
             f"{request.reference} is {request.status}; "
             "only open requests without a quote can be rerouted."
         )
     if provider_id is not None:
         _check_pick(request, provider_id)
-    first_routing = request.status == "received"
+    first_routing = request.status == S.RECEIVED
     previous_provider_id = request.provider_id
     decision = routing.decide(
         request,
         actor,
         note,
         choose=provider_id,
-        event_type="rerouted",
-        set_status=request.status != "in_review",
+        event_type=EventType.REROUTED,
+        set_status=request.status != S.IN_REVIEW,
     )
     request.version += 1
     if first_routing:
@@ -231,7 +225,7 @@ def resend_acknowledgement(reference: str, note: str | None, actor: str) -> Noti
     # Erasure first: an erased request has no address left to write to.
     if request.erased_at is not None:
         raise RequestErased(f"{request.reference} was erased; nothing is sent for it.")
-    if request.status not in RESENDABLE:
+    if request.status not in vocabulary.OPEN:
         raise RequestNotOpen(
             f"{request.reference} is {request.status}; an acknowledgement is resent "
             "only for an open request."
@@ -248,15 +242,12 @@ def resend_acknowledgement(reference: str, note: str | None, actor: str) -> Noti
     notification = notifications.prepare_acknowledgement(
         request, dedupe_key=f"acknowledgement:{request.id}:resend:{count + 1}"
     )
-    db.session.add(
-        Event(
-            quote_request=request,
-            type="acknowledgement_resent",
-            actor=actor,
-            note=note,
-            data={"notification_id": notification.id, "status": notification.status},
-            at=utcnow(),
-        )
+    timeline.record(
+        request,
+        EventType.ACKNOWLEDGEMENT_RESENT,
+        actor,
+        note,
+        {"notification_id": notification.id, "status": notification.status},
     )
     try:
         db.session.commit()

@@ -10,7 +10,7 @@ from werkzeug.wrappers import Response
 
 from quote_service.errors import ServiceError
 from quote_service.extensions import db
-from quote_service.models import DECLINE_REASONS, EVIDENCE_LEVELS, ClinicQuote
+from quote_service.models import DECLINE_REASONS, EVIDENCE_LEVELS, ClinicQuote, InvitationStatus
 from quote_service.schemas.clinic import DeclineInSchema, QuoteInSchema
 from quote_service.services import catalog, clinic_quotes, invitations
 from quote_service.web.link_security import secure_headers
@@ -60,7 +60,10 @@ def _page(token: str, status: int = 200, **context: Any) -> tuple[str, int]:
 
 @bp.get("/invitations/<string:token>")
 def invitation(token: str) -> tuple[str, int]:
-    closed = invitations.find(token).status in ("expired", "withdrawn")
+    closed = invitations.find(token).status in (
+        InvitationStatus.EXPIRED,
+        InvitationStatus.WITHDRAWN,
+    )
     return _page(token, 410 if closed else 200)
 
 
