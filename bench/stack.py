@@ -54,6 +54,7 @@ class Stack:
                 "SECRET_KEY": self.secret_key,
                 "DATA_ENCRYPTION_KEYS": self.encryption_key,
                 "RATE_LIMIT_INTAKE": RATE_LIMIT,
+                "RATE_LIMIT_INTAKE_ATTEMPTS": RATE_LIMIT,
                 "PYTHONUNBUFFERED": "1",
             }
         )

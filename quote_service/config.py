@@ -194,7 +194,10 @@ def from_environment(
         "API_TOKEN_EXPIRES_DAYS": parse_int(
             "API_TOKEN_EXPIRES_DAYS", get("API_TOKEN_EXPIRES_DAYS", "90")
         ),
+        # Requests the intake takes (a refused one does not count), and, looser,
+        # every intake POST whatever its answer: a cap against abuse.
         "RATE_LIMIT_INTAKE": get("RATE_LIMIT_INTAKE", "10/minute;100/day"),
+        "RATE_LIMIT_INTAKE_ATTEMPTS": get("RATE_LIMIT_INTAKE_ATTEMPTS", "30/minute;300/day"),
         "ACKNOWLEDGEMENTS_PER_RECIPIENT_PER_DAY": parse_int(
             "ACKNOWLEDGEMENTS_PER_RECIPIENT_PER_DAY",
             get("ACKNOWLEDGEMENTS_PER_RECIPIENT_PER_DAY", "3"),

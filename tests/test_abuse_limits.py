@@ -72,6 +72,62 @@ def test_without_trusted_proxies_a_forged_forwarded_for_changes_nothing(limited_
     assert statuses == [201, 201, 201, 429]
 
 
+def test_refused_submissions_do_not_use_up_the_limit(limited_app):
+    client = limited_app(RATE_LIMIT_INTAKE="3/minute").test_client()
+    refused = [client.post(URL, json=minimal_body(email="not-an-address")) for _ in range(12)]
+    assert {r.status_code for r in refused} == {422}
+    assert {r.get_json()["error"]["code"] for r in refused} == {"validation_error"}
+    accepted = client.post(URL, json=minimal_body())
+    assert accepted.status_code == 201
+    assert accepted.get_json()["reference"].startswith("QR-")
+
+
+def test_accepted_submissions_beyond_the_limit_are_429_whatever_came_between(limited_app):
+    client = limited_app(RATE_LIMIT_INTAKE="2/minute").test_client()
+    assert client.post(URL, json=minimal_body()).status_code == 201
+    assert client.post(URL, json={}).status_code == 422
+    assert client.post(URL, json=minimal_body()).status_code == 201
+    refused = client.post(URL, json=minimal_body())
+    assert refused.status_code == 429
+    assert refused.get_json()["error"]["code"] == "rate_limited"
+    assert 0 < int(refused.headers["Retry-After"]) <= 60
+
+
+def test_attempts_beyond_the_looser_cap_are_429_even_when_invalid(limited_app):
+    client = limited_app(RATE_LIMIT_INTAKE="3/minute", RATE_LIMIT_INTAKE_ATTEMPTS="5/minute")
+    client = client.test_client()
+    statuses = [client.post(URL, json={}).status_code for _ in range(6)]
+    assert statuses == [422] * 5 + [429]
+    refused = client.post(URL, json={})
+    assert refused.get_json()["error"]["code"] == "rate_limited"
+    assert 0 < int(refused.headers["Retry-After"]) <= 60
+    # A valid body is refused too: the cap counts every attempt from the address.
+    assert client.post(URL, json=minimal_body()).status_code == 429
+
+
+def test_the_attempts_cap_is_shared_by_the_api_and_the_hosted_form(limited_app):
+    client = limited_app(RATE_LIMIT_INTAKE_ATTEMPTS="2/minute").test_client()
+    assert client.post("/form/en", data={"email": "x@"}).status_code == 422
+    assert client.post(URL, json={}).status_code == 422
+    assert client.post("/form/en", data={"email": "x@"}).status_code == 429
+    refused = client.post(URL, json=minimal_body())
+    assert refused.status_code == 429
+    assert refused.get_json()["error"]["code"] == "rate_limited"
+
+
+def test_the_attempts_cap_counts_per_client_address(limited_app):
+    client = limited_app(TRUSTED_PROXY_COUNT=1, RATE_LIMIT_INTAKE_ATTEMPTS="2/minute")
+    client = client.test_client()
+    first = {"X-Forwarded-For": "203.0.113.7"}
+    assert [client.post(URL, json={}, headers=first).status_code for _ in range(3)] == [
+        422,
+        422,
+        429,
+    ]
+    other = client.post(URL, json=minimal_body(), headers={"X-Forwarded-For": "203.0.113.8"})
+    assert other.status_code == 201
+
+
 def test_with_the_limiter_redis_down_the_intake_keeps_answering(postgres: Server, app, make_app):
     dead = f"redis://127.0.0.1:{free_port()}/0"
     client = make_app(

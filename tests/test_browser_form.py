@@ -343,7 +343,8 @@ def test_a_double_click_sends_one_request(
 def test_too_many_requests_ask_the_patient_to_try_again_later(
     browser: Browser, form_origin: str, start_api: Callable[..., str]
 ):
-    api = start_api([form_origin], RATE_LIMIT_INTAKE="1/minute")
+    # Refused bodies count only against the attempts cap.
+    api = start_api([form_origin], RATE_LIMIT_INTAKE_ATTEMPTS="1/minute")
     page, page_errors = open_form(browser, form_origin, api)
     wait_until_ready(page)
     page.fill("#email", "not-an-address")

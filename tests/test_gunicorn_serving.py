@@ -74,6 +74,7 @@ def gunicorn(postgres: Server, tmp_path_factory: pytest.TempPathFactory) -> Iter
         "DATABASE_URL": postgres.url,
         "REDIS_URL": "",
         "RATE_LIMIT_INTAKE": "100000/minute",
+        "RATE_LIMIT_INTAKE_ATTEMPTS": "100000/minute",
         "WEB_CONCURRENCY": "1",
         "GUNICORN_BODY_TIMEOUT": str(BODY_TIMEOUT_SECONDS),
     }

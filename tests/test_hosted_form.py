@@ -236,6 +236,8 @@ def test_the_form_has_the_intake_rate_limit_and_says_so_in_its_language(
 ):
     limited = make_app(base_config(postgres.url, RATE_LIMIT_INTAKE="1/minute")).test_client()
     assert limited.post("/form/nl", data=form_values(email="x@")).status_code == 422
+    # A refused form does not use up the limit; the request it takes does.
+    assert limited.post("/form/nl", data=form_values()).status_code == 303
     response = limited.post("/form/nl", data=form_values(email="y@"))
     assert response.status_code == 429
     assert "Retry-After" in response.headers

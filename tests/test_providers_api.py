@@ -339,6 +339,69 @@ def test_every_catalog_error_is_named_at_once(client: FlaskClient, admin: Caller
     assert set(error_of(response)["fields"]) == {"destination", "conditions", "languages"}
 
 
+def test_a_schema_error_and_a_catalog_error_come_back_in_one_422(
+    client: FlaskClient, app: Flask, admin: Caller, cleanup: None
+):
+    body = new_provider(weight=0, conditions=["stroke", "no-such-thing"])
+    response = client.post(URL, json=body, headers=admin.headers)
+
+    assert response.status_code == 422
+    error = error_of(response)
+    assert error["code"] == "validation_error"
+    assert set(error["fields"]) == {"weight", "conditions"}
+    assert error["fields"]["conditions"] == ["Unknown condition: no-such-thing."]
+    with app.app_context():
+        assert (
+            db.session.execute(
+                db.select(Provider).where(Provider.slug == "test-leuven-clinic")
+            ).first()
+            is None
+        )
+
+
+def test_an_unknown_destination_is_named_beside_the_schema_errors(
+    client: FlaskClient, admin: Caller, cleanup: None
+):
+    body = new_provider(destination="FR", contact_email="nope", clinic_secret="x")
+    response = client.post(URL, json=body, headers=admin.headers)
+
+    assert response.status_code == 422
+    error = error_of(response)
+    assert error["code"] == "validation_error"
+    assert set(error["fields"]) == {"destination", "contact_email", "clinic_secret"}
+    assert error["fields"]["destination"] == ["We do not offer this destination."]
+
+
+def test_a_condition_not_offered_is_named_beside_the_schema_errors(
+    client: FlaskClient, admin: Caller, cleanup: None
+):
+    # Antigua does not offer type 1 diabetes; the languages are missing altogether.
+    response = client.post(
+        URL, json=new_provider(destination="AG", languages=None), headers=admin.headers
+    )
+
+    assert response.status_code == 422
+    error = error_of(response)
+    assert error["code"] == "validation_error"
+    assert set(error["fields"]) == {"languages", "conditions"}
+    assert "diabetes-type-1 is not offered at AG." in error["fields"]["conditions"]
+
+
+def test_a_field_refused_for_its_shape_is_not_judged_by_the_catalog_too(
+    client: FlaskClient, admin: Caller, cleanup: None
+):
+    # The destination is no country code: its conditions cannot be checked against it,
+    # but whether each exists can.
+    body = new_provider(destination="Belgium", conditions=["stroke", "no-such-thing"])
+    response = client.post(URL, json=body, headers=admin.headers)
+
+    assert response.status_code == 422
+    fields = error_of(response)["fields"]
+    assert set(fields) == {"destination", "conditions"}
+    assert fields["conditions"] == ["Unknown condition: no-such-thing."]
+    assert not any("offer" in message for message in fields["destination"])
+
+
 # --- Updating and deactivating --------------------------------------------
 
 
@@ -407,6 +470,23 @@ def test_patch_validates_like_create(
 
     assert response.status_code == 422
     assert field in error_of(response)["fields"]
+    assert client.get(f"{URL}/{pid}", headers=admin.headers).get_json() == before
+
+
+def test_patch_names_schema_and_catalog_errors_at_once(
+    client: FlaskClient, app: Flask, admin: Caller, restore_seed: None
+):
+    pid = provider_id(app, "st-johns-cell-therapy-sample")  # at AG
+    before = client.get(f"{URL}/{pid}", headers=admin.headers).get_json()
+
+    body = {"weight": 0, "conditions": ["diabetes-type-1"], "languages": ["xx"]}
+    response = client.patch(f"{URL}/{pid}", json=body, headers=admin.headers)
+
+    assert response.status_code == 422
+    error = error_of(response)
+    assert error["code"] == "validation_error"
+    assert set(error["fields"]) == {"weight", "conditions", "languages"}
+    assert "diabetes-type-1 is not offered at AG." in error["fields"]["conditions"]
     assert client.get(f"{URL}/{pid}", headers=admin.headers).get_json() == before
 
 

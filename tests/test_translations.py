@@ -184,7 +184,8 @@ def bad_body(field: str, value: Any) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def answers(app: Flask, make_module_app) -> dict[str, list[tuple[str, dict[str, Any]]]]:
     """Every bad request's answer, in every language (asked by Accept-Language)."""
-    limited = make_module_app(RATE_LIMIT_INTAKE="1/hour")
+    # Refused bodies count only against the attempts cap.
+    limited = make_module_app(RATE_LIMIT_INTAKE_ATTEMPTS="1/hour")
     answers: dict[str, list[tuple[str, dict[str, Any]]]] = {}
     for language in LANGUAGES:
         client = app.test_client()

@@ -343,8 +343,12 @@ def test_reroute_to_a_chosen_provider_emails_it(client, app_context, coordinator
     assert [n["recipient"] for n in provider_emails][-1] == other.contact_email
     acks = [n for n in body["notifications"] if n["kind"] == "acknowledgement"]
     assert len(acks) == 1  # the patient is not acknowledged twice
-    # The reroute, then the chosen clinic's invitation to quote.
-    assert [e["type"] for e in body["timeline"]][-2:] == ["rerouted", "invitation_sent"]
+    # The reroute, the first clinic withdrawn, then the chosen clinic's invitation to quote.
+    assert [e["type"] for e in body["timeline"]][-3:] == [
+        "rerouted",
+        "invitation_withdrawn",
+        "invitation_sent",
+    ]
 
 
 def test_reroute_runs_routing_again_without_a_choice(client, app_context, coordinator):

@@ -7,7 +7,7 @@ from functools import partial, wraps
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from flask import Response, current_app, jsonify, request, url_for
+from flask import Response, current_app, g, jsonify, request, url_for
 from werkzeug.exceptions import HTTPException
 from werkzeug.urls import iri_to_uri
 
@@ -49,6 +49,31 @@ def intake_limit() -> str:
     return current_app.config["RATE_LIMIT_INTAKE"]
 
 
+def attempts_limit() -> str:
+    return current_app.config["RATE_LIMIT_INTAKE_ATTEMPTS"]
+
+
+def mark_received() -> None:
+    """Note that this request was taken by the intake, so that it counts against the limit."""
+    g.quote_request_received = True
+
+
+def was_received(response: Response) -> bool:
+    """Flask-Limiter's `deduct_when`: only a request the intake took uses up
+    RATE_LIMIT_INTAKE, so a patient correcting a refused form is never locked
+    out. Read from `g` rather than the status: a form post's success and its
+    errors are both 303s."""
+    return bool(g.get("quote_request_received"))
+
+
+def limit_intake(view: Callable[..., Any]) -> Callable[..., Any]:
+    """The intake's two limits per client address: RATE_LIMIT_INTAKE on requests
+    taken, RATE_LIMIT_INTAKE_ATTEMPTS (looser, shared by the API and the hosted
+    form) on every POST, refused or not, against abuse."""
+    view = limiter.shared_limit(attempts_limit, scope="intake-attempts")(view)
+    return limiter.limit(intake_limit, deduct_when=was_received)(view)
+
+
 def idempotent(view: Callable[..., Any]) -> Callable[..., Any]:
     """Run the view once per Idempotency-Key; a retry gets the first answer back.
 
@@ -78,7 +103,7 @@ def idempotent(view: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @blp.route("/quote-requests", methods=["POST"])
-@limiter.limit(intake_limit)
+@limit_intake
 @blp.doc(parameters=[IDEMPOTENCY_KEY_PARAMETER])
 @blp.alt_response(303, description="Form posts with `redirect_to`: back to that page.")
 @blp.alt_response(409, description="A request with this Idempotency-Key is still being processed.")
@@ -113,6 +138,7 @@ def create_quote_request(
     data.pop("redirect_to", None)  # where the browser goes next; not part of the request
     before_commit = partial(remember_answer, claim) if claim else None
     receipt = intake.receive_quote_request(data, before_commit=before_commit)
+    mark_received()
     return created_body(receipt), {"Location": location_of(receipt)}
 
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
+import marshmallow as ma
 from flask import url_for
 from flask.views import MethodView
+from werkzeug.exceptions import HTTPException
 
 from quote_service.api.auth import ADMIN, COORDINATOR, current_user, requires
 from quote_service.api.parsing import Blueprint
+from quote_service.errors import FieldErrors
 from quote_service.schemas.providers import (
     ProviderCreateSchema,
     ProviderListSchema,
@@ -26,6 +31,51 @@ blp = Blueprint(
 )
 
 
+CatalogCheck = Callable[..., FieldErrors]
+
+
+def with_catalog_errors(check: CatalogCheck) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Around `blp.arguments`: a body refused for its shape (422) is still checked
+    against the catalog, so that one answer names every error (README).
+
+    `check(valid, refused, **view_kwargs)` gets the fields that passed the schema
+    and the names of those that did not, and returns the catalog's errors of the
+    others; they are added to the 422.
+    """
+
+    def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return view(*args, **kwargs)
+            except HTTPException as error:
+                add_catalog_errors(error, check, kwargs)
+                raise
+
+        return wrapper
+
+    return decorator
+
+
+def add_catalog_errors(error: HTTPException, check: CatalogCheck, kwargs: dict[str, Any]) -> None:
+    """Add the catalog's errors to webargs' `{location: {field: [msg]}}` of a 422."""
+    refused = getattr(error, "exc", None)
+    messages = (getattr(error, "data", None) or {}).get("messages")
+    if (
+        error.code != 422
+        or not isinstance(refused, ma.ValidationError)
+        or not isinstance(refused.valid_data, dict)
+        or not isinstance(messages, dict)
+        or len(messages) != 1
+    ):
+        return
+    per_field = next(iter(messages.values()))
+    if not isinstance(per_field, dict):
+        return
+    for field, texts in check(refused.valid_data, set(per_field), **kwargs).items():
+        per_field.setdefault(field, texts)
+
+
 @blp.route("/providers")
 class Providers(MethodView):
     @requires()
@@ -38,6 +88,7 @@ class Providers(MethodView):
 
     @requires("admin")
     @blp.doc(security=ADMIN)
+    @with_catalog_errors(providers.creation_catalog_errors)
     @blp.arguments(ProviderCreateSchema)
     @blp.response(201, ProviderOutSchema)
     @blp.alt_response(409, response="CONFLICT", description="The slug is taken.")
@@ -60,6 +111,7 @@ class ProviderById(MethodView):
 
     @requires("admin")
     @blp.doc(security=ADMIN)
+    @with_catalog_errors(providers.update_catalog_errors)
     @blp.arguments(ProviderUpdateSchema)
     @blp.response(200, ProviderOutSchema)
     @blp.alt_response(404, response="NOT_FOUND")

@@ -27,6 +27,8 @@ NOTIFICATION_KINDS = (
     "alert_digest",
     # To a coordinator someone else assigned a request to (reference only).
     "assignment_notice",
+    # To a clinic a reroute took a request from: withdrawn, delete what you got (reference only).
+    "withdrawal_notice",
 )
 
 

@@ -120,6 +120,7 @@ class EventType(StrEnum):
     INVITATION_SENT = "invitation_sent"
     INVITATION_DECLINED = "invitation_declined"
     INVITATION_EXPIRED = "invitation_expired"
+    INVITATION_WITHDRAWN = "invitation_withdrawn"
     PROCESSING_FAILED = "processing_failed"
 
 

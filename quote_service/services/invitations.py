@@ -278,13 +278,33 @@ def close_for_request(request: QuoteRequest, status: str = InvitationStatus.WITH
 
 
 def withdraw_provider(request: QuoteRequest, provider_id: int) -> Invitation | None:
-    """A reroute took the request from this clinic: its open invitation is withdrawn."""
-    for invitation in invitations_of(request.id):
-        if invitation.provider_id == provider_id and invitation.status == InvitationStatus.OPEN:
-            invitation.status = InvitationStatus.WITHDRAWN
-            invitation.closed_at = utcnow()
-            return invitation
-    return None
+    """A reroute took the request from this clinic: its open invitation is withdrawn.
+
+    Its emails not sent yet are cancelled; if one reached the clinic, a notice
+    (the reference only) tells it it is withdrawn and to delete what it got,
+    through the outbox like every email. A clinic that answered keeps its
+    invitation (a quote stays a quote); one that declined or expired is out
+    already. The caller commits.
+    """
+    invitation = next((i for i in invitations_of(request.id) if i.provider_id == provider_id), None)
+    if invitation is None or invitation.status != InvitationStatus.OPEN:
+        return None
+    invitation.status = InvitationStatus.WITHDRAWN
+    invitation.closed_at = utcnow()
+    provider = invitation.provider
+    told = notifications.stop_invitation_emails(request, invitation)
+    if told:
+        notifications.prepare_withdrawal_notice(request, provider)
+    _event(
+        request,
+        EventType.INVITATION_WITHDRAWN,
+        f"{provider.name} withdrawn by the reroute"
+        + ("; asked to delete what it received." if told else "; nothing had been sent to it."),
+        invitation_id=invitation.id,
+        provider_id=provider.id,
+        notified=told,
+    )
+    return invitation
 
 
 def sweep(now: datetime | None = None, batch: int = 200) -> dict[str, int]:

@@ -385,6 +385,58 @@ def prepare_invitation_reminder(
     )
 
 
+def stop_invitation_emails(request: QuoteRequest, invitation: Invitation) -> bool:
+    """Cancel an invitation's emails not sent yet (its invitations, its reminder); the
+    caller commits.
+
+    Returns whether one of them reached the clinic, or may have: `sent`, or
+    `sending` (a worker has it now). Each is locked first, so a worker that
+    claims one meanwhile either finds it cancelled or has marked it `sending`.
+    Found by their dedupe keys (see the prepare_ functions above), not by
+    address: the clinic's address may have changed since.
+    """
+    emails = db.session.execute(
+        db.select(Notification)
+        .where(
+            Notification.quote_request_id == request.id,
+            db.or_(
+                Notification.dedupe_key.startswith(
+                    f"provider:{request.id}:{invitation.id}:", autoescape=True
+                ),
+                Notification.dedupe_key == f"invitation_reminder:{invitation.id}",
+            ),
+        )
+        .order_by(Notification.id)
+        .with_for_update()
+    ).scalars()
+    reached = False
+    for email in emails:
+        if email.status == N.PENDING:
+            # Its outbox row, when it runs, finds the email final and completes.
+            email.status = N.SUPPRESSED
+            email.last_error = "not sent: the clinic was withdrawn from the request first"
+        elif email.status in (N.SENDING, N.SENT):
+            reached = True
+    return reached
+
+
+def prepare_withdrawal_notice(request: QuoteRequest, provider: Provider) -> Notification:
+    """Tell a clinic a reroute took the request from it, and to delete what it received.
+
+    The reference only: no health data, nothing of the patient. Once per reroute.
+    """
+    language = _clinic_language(provider)
+    context = {"reference": request.reference, "provider_name": provider.name}
+    return _record(
+        request,
+        "withdrawal_notice",
+        f"withdrawal_notice:{request.id}:{provider.id}:{request.version}",
+        provider.contact_email,
+        language,
+        context,
+    )
+
+
 def prepare_no_quotes_alert(request: QuoteRequest, invitations: list[Invitation]) -> Notification:
     """Tell the coordinators, once, that every clinic was asked and none quoted."""
     context = {

@@ -8,7 +8,7 @@ the acting user's id, nothing else.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -182,11 +182,25 @@ def check_catalog(data: dict[str, Any], destination: str, slugs: list[str]) -> l
     Returns the provider's conditions. When only the destination changes, the
     provider's current conditions must be offered at the new one too.
     """
+    conditions, errors = catalog_errors(data, destination, slugs)
+    if errors:
+        raise InvalidFields(errors)
+    return conditions
+
+
+def catalog_errors(
+    data: dict[str, Any], destination: str | None, slugs: list[str]
+) -> tuple[list[Condition], FieldErrors]:
+    """The provider's conditions, and the catalog's error for each field of `data`.
+
+    `destination` is None when it is not known (a body that gave an invalid
+    one): then only whether each condition exists at all is checked.
+    """
     errors: FieldErrors = {}
     if "destination" in data and not _destination_active(destination):
         errors["destination"] = ["We do not offer this destination."]
     conditions, unknown, not_offered = _sort_conditions(destination, slugs)
-    if "destination" in errors:
+    if destination is None or "destination" in errors:
         not_offered = []  # meaningless at a destination we do not offer
     if "conditions" in data and (unknown or not_offered):
         errors["conditions"] = unknown + not_offered
@@ -197,21 +211,48 @@ def check_catalog(data: dict[str, Any], destination: str, slugs: list[str]) -> l
         strange = [code for code in unique(data["languages"]) if code not in known]
         if strange:
             errors["languages"] = [f"Unknown language: {code}." for code in strange]
-    if errors:
-        raise InvalidFields(errors)
-    return conditions
+    return conditions, errors
 
 
-def _destination_active(code: str) -> bool:
-    destination = db.session.get(Destination, code)
+def creation_catalog_errors(valid: dict[str, Any], refused: Collection[str]) -> FieldErrors:
+    """The catalog's errors in a new provider's body that failed its shape checks.
+
+    `valid` holds the fields that passed them; a field in `refused` already has
+    its error and is not checked again. So one 422 names every error at once.
+    """
+    checked = {name: value for name, value in valid.items() if name not in refused}
+    return catalog_errors(checked, checked.get("destination"), checked.get("conditions", []))[1]
+
+
+def update_catalog_errors(
+    valid: dict[str, Any], refused: Collection[str], provider_id: int
+) -> FieldErrors:
+    """As `creation_catalog_errors`, for a change to a provider (checked as a whole)."""
+    try:
+        provider = find_provider(provider_id)
+    except NotFound:
+        return {}  # the body's own errors answer first, as without this check
+    checked = {name: value for name, value in valid.items() if name not in refused}
+    destination = (
+        None if "destination" in refused else checked.get("destination", provider.destination_code)
+    )
+    if "conditions" in refused:
+        slugs: list[str] = []  # a list sent but refused: the current ones say nothing
+    else:
+        slugs = checked.get("conditions", [c.slug for c in provider.conditions])
+    return catalog_errors(checked, destination, slugs)[1]
+
+
+def _destination_active(code: str | None) -> bool:
+    destination = db.session.get(Destination, code) if code else None
     return destination is not None and destination.active
 
 
 def _sort_conditions(
-    destination: str, slugs: list[str]
+    destination: str | None, slugs: list[str]
 ) -> tuple[list[Condition], list[str], list[str]]:
     """The conditions offered at the destination, and messages for the unknown and the others."""
-    offered = _offered_at(destination)
+    offered = _offered_at(destination) if destination else set()
     conditions: list[Condition] = []
     unknown: list[str] = []
     not_offered: list[str] = []

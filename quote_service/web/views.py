@@ -18,9 +18,8 @@ from flask import Blueprint, Response, current_app, redirect, render_template, r
 from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import HTTPException
 
-from quote_service.api.intake import created_body, intake_limit
+from quote_service.api.intake import created_body, limit_intake, mark_received
 from quote_service.errors import InvalidFields, NotFound
-from quote_service.extensions import limiter
 from quote_service.i18n import (
     DEFAULT_LANGUAGE,
     LANGUAGES,
@@ -92,7 +91,7 @@ def form_page(lang: str) -> str:
 
 
 @blp.post("/form/<lang>")
-@limiter.limit(intake_limit)
+@limit_intake
 def form_submit(lang: str) -> Any:
     language = page_language(lang)
     values = request.form.to_dict(flat=True)
@@ -106,6 +105,7 @@ def form_submit(lang: str) -> Any:
     except InvalidFields as error:
         page.errors = as_page_errors(error.fields)
     else:
+        mark_received()
         token = receipts.seal(created_body(receipt), data["email"])
         return redirect(url_for("web.form_sent", lang=language, receipt=token), 303)
     return render_template("web/form.html", **page.context()), 422
