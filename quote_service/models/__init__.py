@@ -29,7 +29,13 @@ from quote_service.models.notification import (
 )
 from quote_service.models.outbox import OutboxMessage
 from quote_service.models.provider import Provider, provider_condition
-from quote_service.models.quote_request import SAFETY_VERDICTS, STATUSES, Event, QuoteRequest
+from quote_service.models.quote_request import (
+    DUPLICATE_DECISIONS,
+    SAFETY_VERDICTS,
+    STATUSES,
+    Event,
+    QuoteRequest,
+)
 from quote_service.models.routing import RoutingDecision
 from quote_service.models.user import ROLES, User
 
@@ -69,6 +75,7 @@ __all__ = [
     "NOTIFICATION_KINDS",
     "NOTIFICATION_STATUSES",
     "ROLES",
+    "DUPLICATE_DECISIONS",
     "SAFETY_VERDICTS",
     "STATUSES",
     "AccessLog",

@@ -15,7 +15,14 @@ from quote_service.crypto import keyring
 from quote_service.errors import InvalidFields, NotFound
 from quote_service.extensions import db
 from quote_service.models import Event, Invitation, Notification, QuoteRequest, RoutingDecision
-from quote_service.services import clinic_quotes, invitations, presence, safety, sla
+from quote_service.services import (
+    clinic_quotes,
+    duplicates,
+    invitations,
+    presence,
+    safety,
+    sla,
+)
 from quote_service.services.privacy import record_access
 from quote_service.services.references import is_reference
 
@@ -242,4 +249,5 @@ def detail(reference: str, reader: str, reader_id: int | None) -> dict[str, Any]
         "timeline": events,
         "viewers": presence.viewers([request.id])[request.id],
         "safety": safety.view(request, events),
+        **duplicates.view(request),
     }
