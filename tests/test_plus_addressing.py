@@ -25,12 +25,19 @@ def test_the_inbox_of_an_address_drops_its_tag_and_case():
     assert mailbox("+only@example.org") == "+only@example.org"
 
 
-def test_a_tagged_resubmission_links_to_the_open_request(client: FlaskClient, app_context):
+def stored(reference: str) -> QuoteRequest:
+    return db.session.execute(
+        db.select(QuoteRequest).where(QuoteRequest.reference == reference)
+    ).scalar_one()
+
+
+def test_a_tagged_resubmission_is_held_beside_the_open_request(client: FlaskClient, app_context):
     first = client.post(URL, json=valid_body(email="jan.peeters+1@example.org"))
     again = client.post(URL, json=valid_body(email="Jan.Peeters+2@example.org"))
     assert first.status_code == again.status_code == 201
-    assert again.get_json()["reference"] == first.get_json()["reference"]
-    assert db.session.execute(db.select(db.func.count(QuoteRequest.id))).scalar_one() == 1
+    assert again.get_json()["reference"] != first.get_json()["reference"]
+    held = stored(again.get_json()["reference"])
+    assert held.possible_duplicate_of_id == stored(first.get_json()["reference"]).id
 
 
 def test_the_daily_cap_counts_per_inbox_and_sends_to_the_address_given(
@@ -81,4 +88,7 @@ def test_a_key_rotation_rehashes_the_inbox(postgres, app, make_app):
     # The old key is gone: only hashes made with the new one can match.
     only_new = make_app(base_config(postgres.url, DATA_ENCRYPTION_KEYS=[new_key]))
     again = only_new.test_client().post(URL, json=valid_body(email="jan+new@example.org"))
-    assert again.get_json()["reference"] == first.get_json()["reference"]
+    with only_new.app_context():
+        held = stored(again.get_json()["reference"])
+        assert held.possible_duplicate_of_id == stored(first.get_json()["reference"]).id
+        db.session.remove()

@@ -146,17 +146,20 @@ def test_a_replayed_idempotent_post_answers_urgent_again(client: FlaskClient, ap
     assert len(notifications(app, "urgent_alert")) == 1
 
 
-def test_a_resubmission_with_urgent_words_flags_the_open_request_once(client: FlaskClient, app):
+def test_a_resubmission_with_urgent_words_is_flagged_itself_once(client: FlaskClient, app):
     first = client.post(URL, json=valid_body(message=HISTORY_EN)).get_json()
     second = client.post(URL, json=valid_body(message=URGENT_EN)).get_json()
-    third = client.post(URL, json=valid_body(message=URGENT_EN)).get_json()
 
     assert first["urgent"] is False
-    assert second["reference"] == third["reference"] == first["reference"]
-    assert second["urgent"] is True and third["urgent"] is True
-    assert stored(app, first["reference"]).urgent is True
-    assert len(notifications(app, "urgent_alert")) == 1
-    assert event_types(app, first["reference"]).count("urgent_flagged") == 1
+    # Its own request (held beside the first), answered with the advice at once.
+    assert second["reference"] != first["reference"]
+    assert second["urgent"] is True and second["advice"]
+    assert stored(app, second["reference"]).urgent is True
+    assert stored(app, first["reference"]).urgent is False  # its words are the second's
+    [alert] = notifications(app, "urgent_alert")
+    assert alert.quote_request_id == stored(app, second["reference"]).id
+    assert event_types(app, second["reference"]).count("urgent_flagged") == 1
+    assert "urgent_flagged" not in event_types(app, first["reference"])
 
 
 def test_spam_with_urgent_words_is_answered_but_alerts_nobody(client: FlaskClient, app):

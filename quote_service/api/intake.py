@@ -143,7 +143,7 @@ def create_quote_request(
 
 
 def created_body(receipt: intake.Receipt) -> dict[str, Any]:
-    # Spam and linked resubmissions look like any other success.
+    # Spam and possible duplicates look like any other success: each its own request.
     body: dict[str, Any] = {
         "reference": receipt.reference,
         "status": RequestStatus.RECEIVED,

@@ -19,6 +19,8 @@ from quote_service.models import Event, Notification, QuoteRequest
 from quote_service.schemas.queue import (
     AssignmentInSchema,
     EventSchema,
+    KeepApartInSchema,
+    MergeInSchema,
     NoteInSchema,
     NotificationSchema,
     QueueItemSchema,
@@ -178,3 +180,44 @@ def reroute(body: dict[str, Any], reference: str) -> tuple[QuoteRequest, Headers
 def resend_acknowledgement(body: dict[str, Any], reference: str) -> Notification:
     """Send the acknowledgement again, through the same disclaimer guard"""
     return workflow.resend_acknowledgement(reference, body.get("note"), actor())
+
+
+@blp.route(f"{ITEM}/merge", methods=["POST"])
+@blp.doc(security=COORDINATOR)
+@requires("coordinator")
+@blp.arguments(MergeInSchema)
+@blp.response(200, QueueItemSchema, headers=ETAG_HEADER)
+@blp.alt_response(
+    422,
+    description="`merge_into_itself`; `unknown_reference` (no request `into`); or invalid fields.",
+)
+@blp.alt_response(
+    409,
+    description="`not_a_duplicate` (not an undecided possible duplicate of `into`); "
+    "`request_not_open` (one of the two ended); or a stale `version`.",
+)
+@versioned
+def merge(body: dict[str, Any], reference: str) -> tuple[QuoteRequest, Headers]:
+    """Merge a possible duplicate into the request it resembles: its details join that one"""
+    version, from_header = expected_version(body)
+    result = workflow.merge(
+        reference, body["into"], body.get("note"), actor(), version, from_header
+    )
+    return result, etag(result)
+
+
+@blp.route(f"{ITEM}/keep-apart", methods=["POST"])
+@blp.doc(security=COORDINATOR)
+@requires("coordinator")
+@blp.arguments(KeepApartInSchema)
+@blp.response(200, QueueItemSchema, headers=ETAG_HEADER)
+@blp.alt_response(
+    409,
+    description="`not_a_duplicate`; `request_not_open` (it ended meanwhile); or a stale `version`.",
+)
+@versioned
+def keep_apart(body: dict[str, Any], reference: str) -> tuple[QuoteRequest, Headers]:
+    """Keep a possible duplicate as a request of its own: it is routed and acknowledged"""
+    version, from_header = expected_version(body)
+    result = workflow.keep_apart(reference, body.get("note"), actor(), version, from_header)
+    return result, etag(result)

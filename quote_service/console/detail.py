@@ -20,6 +20,8 @@ from quote_service.errors import FieldErrors, ServiceError, StaleVersion
 from quote_service.models import EventType, QuoteStatus, vocabulary
 from quote_service.schemas.queue import (
     AssignmentInSchema,
+    KeepApartInSchema,
+    MergeInSchema,
     NoteInSchema,
     ResendInSchema,
     RouteInSchema,
@@ -81,7 +83,9 @@ def render_detail(
         "console/detail.html",
         r=detail,
         allowed=workflow.TRANSITIONS.get(detail["status"], ()),
-        reroutable=detail["status"] in vocabulary.BEFORE_QUOTE,
+        # An undecided possible duplicate is merged or kept apart first.
+        reroutable=detail["status"] in vocabulary.BEFORE_QUOTE
+        and detail["possible_duplicate_of"] is None,
         can_resend=any(n.kind == "acknowledgement" for n in detail["notifications"]),
         sendable=[q for q in detail["quotes"] if q.status == QuoteStatus.SUBMITTED],
         verdicts=VERDICTS,
@@ -205,6 +209,34 @@ def reroute(reference: str) -> Any:
             reference, d["provider_id"], d.get("note"), me().actor, d["version"], False
         ),
         "Routed again.",
+    )
+
+
+@bp.route(f"{ITEM}/merge", methods=["POST"])
+@login_required
+def merge(reference: str) -> Any:
+    data, errors = read_form(MergeInSchema(), ["into", "note", "version"], ["version"])
+    return act(
+        reference,
+        data,
+        errors,
+        lambda d: workflow.merge(
+            reference, d["into"], d.get("note"), me().actor, d["version"], False
+        ),
+        f"Merged into {request.form.get('into', '')}.",
+    )
+
+
+@bp.route(f"{ITEM}/keep-apart", methods=["POST"])
+@login_required
+def keep_apart(reference: str) -> Any:
+    data, errors = read_form(KeepApartInSchema(), ["note", "version"], ["version"])
+    return act(
+        reference,
+        data,
+        errors,
+        lambda d: workflow.keep_apart(reference, d.get("note"), me().actor, d["version"], False),
+        "Kept apart: it will be routed and acknowledged.",
     )
 
 

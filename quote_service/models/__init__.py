@@ -26,7 +26,12 @@ from quote_service.models.notification import (
 )
 from quote_service.models.outbox import OutboxMessage
 from quote_service.models.provider import Provider, provider_condition
-from quote_service.models.quote_request import SAFETY_VERDICTS, Event, QuoteRequest
+from quote_service.models.quote_request import (
+    DUPLICATE_DECISIONS,
+    SAFETY_VERDICTS,
+    Event,
+    QuoteRequest,
+)
 from quote_service.models.routing import RoutingDecision
 from quote_service.models.user import ROLES, User
 from quote_service.models.vocabulary import (
@@ -72,6 +77,7 @@ __all__ = [
     "QuoteItem",
     "NOTIFICATION_KINDS",
     "ROLES",
+    "DUPLICATE_DECISIONS",
     "SAFETY_VERDICTS",
     "Actor",
     "EventType",

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 # A coordinator's verdict on an urgent flag (see quote_service/services/safety.py).
 SAFETY_VERDICTS = ("confirmed", "false_alarm")
+# What a coordinator decided about a possible duplicate (null: not decided yet).
+DUPLICATE_DECISIONS = ("merged", "kept_apart")
 
 
 class QuoteRequest(Base):
@@ -66,12 +68,23 @@ class QuoteRequest(Base):
     safety: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     safety_verdict: Mapped[str | None] = mapped_column(String(20))
 
+    # A submission resembling an open request of the same inbox, condition and
+    # destination (see quote_service/services/duplicates.py): stored on its own,
+    # held back from routing and acknowledgement until a coordinator decides.
+    possible_duplicate_of_id: Mapped[int | None] = mapped_column(
+        ForeignKey("quote_request.id"), index=True
+    )
+    duplicate_decision: Mapped[str | None] = mapped_column(String(20))
+
     # Bumped by every coordinator change; stale writers get 409/412 (the ETag).
     version: Mapped[int] = mapped_column(default=1, server_default="1")
 
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
+    possible_duplicate_of: Mapped[QuoteRequest | None] = relationship(
+        "QuoteRequest", remote_side="QuoteRequest.id"
+    )
     provider: Mapped[Provider | None] = relationship("Provider")
     assignee: Mapped[User | None] = relationship("User")
     events: Mapped[list[Event]] = relationship(

@@ -159,6 +159,12 @@ class ConsentSchema(ma.Schema):
     withdrawn_at = ma.fields.DateTime(attribute="consent_withdrawn_at", allow_none=True)
 
 
+class DuplicateRefSchema(ma.Schema):
+    reference = ma.fields.String()
+    created_at = ma.fields.DateTime()
+    status = ma.fields.String()
+
+
 class RequestDetailSchema(QueueItemSchema):
     email = ma.fields.String()
     phone = ma.fields.String(allow_none=True)
@@ -180,6 +186,24 @@ class RequestDetailSchema(QueueItemSchema):
             "description": "Urgent symptoms: the rules that matched, their version, the review."
         },
     )
+    possible_duplicate_of = ma.fields.String(
+        allow_none=True,
+        metadata={
+            "description": "The open request this one resembles, while no coordinator has "
+            "merged it or kept it apart: until then it is neither routed nor acknowledged."
+        },
+    )
+    merged_into = ma.fields.String(
+        allow_none=True, metadata={"description": "The request this one was merged into."}
+    )
+    possible_duplicates = ma.fields.List(
+        ma.fields.Nested(DuplicateRefSchema),
+        dump_default=list,
+        metadata={
+            "description": "The requests to look at beside this one: the one it resembles, "
+            "or those resembling it, still undecided."
+        },
+    )
 
     def dump_consent(self, detail: dict[str, Any]) -> dict[str, Any]:
         return ConsentSchema().dump(detail)
@@ -187,6 +211,21 @@ class RequestDetailSchema(QueueItemSchema):
 
 class TransitionInSchema(StrictSchema):
     to = Text(required=True, validate=ma.validate.OneOf(list(RequestStatus)))
+    note = NOTE
+    version = VERSION
+
+
+class MergeInSchema(StrictSchema):
+    into = Text(
+        required=True,
+        validate=ma.validate.Length(min=1, max=16),
+        metadata={"description": "The reference of the request this one resembles."},
+    )
+    note = NOTE
+    version = VERSION
+
+
+class KeepApartInSchema(StrictSchema):
     note = NOTE
     version = VERSION
 

@@ -2,8 +2,10 @@
 
 The request, its `received` event and the outbox row that hands it to the
 workers are written together or not at all; nothing here talks to the broker.
-A submission repeated while the first is still open (a double click, a
-resubmitted form) is linked to the first instead of becoming a second request.
+A submission resembling one still open (a double click, a resubmitted form,
+or someone else typing the same address) is stored as a request of its own and
+held as a possible duplicate for a coordinator (see `services.duplicates`); the
+submitter's receipt is its own and tells nothing about the earlier request.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
@@ -28,7 +30,6 @@ from quote_service.models import (
     Condition,
     ConsentText,
     Destination,
-    EventType,
     Language,
     QuoteRequest,
     RequestStatus,
@@ -39,17 +40,13 @@ from quote_service.models import (
 )
 from quote_service.safety.emergency import advice
 from quote_service.safety.signs import Assessment, assess
-from quote_service.services import outbox, safety, timeline
+from quote_service.services import duplicates, outbox, safety, timeline
 from quote_service.services.catalog import current_consent, languages, translated
 from quote_service.services.references import new_reference
 
 # Collisions in 6.6e11 references are rare; a few tries make them harmless.
 REFERENCE_ATTEMPTS = 5
 S = RequestStatus
-# A submission matching a request not yet quoted (vocabulary.BEFORE_QUOTE), of
-# the same inbox (the email without its +tag), condition and destination within
-# the window, is the same patient asking again: it is linked, not stored.
-DUPLICATE_WINDOW = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
@@ -102,12 +99,12 @@ def _offered(destination: Destination, condition: Condition) -> bool:
 def receive_quote_request(
     data: dict[str, Any], before_commit: BeforeCommit | None = None
 ) -> Receipt:
-    """The public intake: link a repeated submission to its open request, else store a new one.
+    """The public intake: store the request; one resembling an open request is held beside it.
 
-    `before_commit` gets the receipt inside the transaction, so what it writes
-    is committed with the request. A filled honeypot (`website`) is stored as
-    spam, with no outbox row: the caller answers as if it were a success, so
-    bots learn nothing.
+    The receipt is always the new request's own. `before_commit` gets it
+    inside the transaction, so what it writes is committed with the request.
+    A filled honeypot (`website`) is stored as spam, with no outbox row: the
+    caller answers as if it were a success, so bots learn nothing.
     """
     return _take_in(data, before_commit, link_duplicates=True)[1]
 
@@ -115,7 +112,7 @@ def receive_quote_request(
 def submit_quote_request(data: dict[str, Any]) -> QuoteRequest:
     """Validate against the catalog and store a new request with its event and outbox row.
 
-    Unlike `receive_quote_request` it never links to an earlier request.
+    Unlike `receive_quote_request` it never looks for an earlier request.
     """
     return _take_in(data, None, link_duplicates=False)[0]
 
@@ -127,16 +124,16 @@ def _take_in(
     consent = current_consent(data["preferred_language"])
     if consent is None:
         raise InvalidFields({"consent_privacy": [_l("No consent text is published yet.")]})
-    # Spam never links: a bot must not learn, or touch, what a patient sent.
+    # Spam is never compared: a bot must not touch what a patient sent.
     is_spam = bool(data.get("website"))
     now = utcnow()
     # Read before anything is written: the rules are compiled once per process.
     assessment = assess(data.get("message"))
     for attempt in range(REFERENCE_ATTEMPTS):
+        earlier = None
         if link_duplicates and not is_spam:
-            earlier = _open_duplicate(data, now)
-            if earlier is not None:
-                return _link(earlier, now, before_commit, assessment, data)
+            _lock_submissions_like(data)
+            earlier = duplicates.open_resemblance(data, now)
         request = _new_request(data, consent, is_spam, now)
         db.session.add(request)
         try:
@@ -147,7 +144,11 @@ def _take_in(
             if attempt == REFERENCE_ATTEMPTS - 1:
                 raise
             continue
-        if not is_spam:
+        if earlier is not None:
+            # Held for a coordinator: no outbox row, so no routing and no second
+            # acknowledgement; the answer below looks like any other.
+            duplicates.mark(request, earlier, now)
+        elif not is_spam:
             outbox.enqueue(outbox.TOPIC_RECEIVED, {"quote_request_id": request.id}, now)
         safety.flag(request, assessment, now)
         receipt = _receipt(request.reference, request.created_at, assessment, data)
@@ -209,37 +210,11 @@ def _new_request(
     return request
 
 
-def _open_duplicate(data: dict[str, Any], now: datetime) -> QuoteRequest | None:
-    """The newest open request of the same inbox, condition and destination in the window.
-
-    `jan+1@` and `jan+2@` are one inbox: tags must not get around the check.
-    """
-    _lock_submissions_like(data)
-    return (
-        db.session.execute(
-            db.select(QuoteRequest)
-            .where(
-                QuoteRequest.email_mailbox_hash.in_(
-                    keyring().lookup_hashes(mailbox(data["email"]))
-                ),
-                QuoteRequest.condition_slug == data["condition"],
-                QuoteRequest.destination_code == data["destination"],
-                QuoteRequest.status.in_(vocabulary.BEFORE_QUOTE),
-                QuoteRequest.created_at >= now - DUPLICATE_WINDOW,
-            )
-            .order_by(QuoteRequest.created_at.desc(), QuoteRequest.id.desc())
-            .limit(1)
-        )
-        .scalars()
-        .first()
-    )
-
-
 def _lock_submissions_like(data: dict[str, Any]) -> None:
     """Serialise submissions of one email, condition and destination until commit.
 
     Without it two double-clicked POSTs could both find no earlier request and
-    both store one. SQLite writes one transaction at a time and has no such lock.
+    both be routed and acknowledged. SQLite writes one transaction at a time and has no such lock.
     """
     if db.session.get_bind().dialect.name != "postgresql":
         return
@@ -252,25 +227,3 @@ def submission_lock_key(email: str, condition: str, destination: str) -> int:
     # The keyed lookup hash, not the address: lock keys are visible in pg_locks.
     material = "\x00".join((keyring().lookup_hash(mailbox(email)), condition, destination))
     return int.from_bytes(hashlib.sha256(material.encode()).digest()[:8], "big", signed=True)
-
-
-def _link(
-    earlier: QuoteRequest,
-    now: datetime,
-    before_commit: BeforeCommit | None,
-    assessment: Assessment,
-    data: dict[str, Any],
-) -> tuple[QuoteRequest, Receipt]:
-    # No outbox row: the patient already has (or will get) the acknowledgement of the first.
-    timeline.record(
-        earlier.id,
-        EventType.DUPLICATE_SUBMISSION,
-        Actor.PATIENT,
-        "The same request was submitted again and linked to this one.",
-        at=now,
-    )
-    # Urgent words in the resubmission flag the open request (once) and are
-    # answered with the advice, whatever the first submission said.
-    safety.flag(earlier, assessment, now)
-    receipt = _receipt(earlier.reference, earlier.created_at, assessment, data)
-    return earlier, _commit(receipt, before_commit)

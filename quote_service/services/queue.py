@@ -24,7 +24,14 @@ from quote_service.models import (
     RoutingDecision,
     vocabulary,
 )
-from quote_service.services import clinic_quotes, invitations, presence, safety, sla
+from quote_service.services import (
+    clinic_quotes,
+    duplicates,
+    invitations,
+    presence,
+    safety,
+    sla,
+)
 from quote_service.services.privacy import record_access
 from quote_service.services.references import is_reference
 
@@ -247,4 +254,5 @@ def detail(reference: str, reader: str, reader_id: int | None) -> dict[str, Any]
         "timeline": events,
         "viewers": presence.viewers([request.id])[request.id],
         "safety": safety.view(request, events),
+        **duplicates.view(request),
     }

@@ -1,4 +1,4 @@
-"""The workflow of a quote request: transitions, assignment, notes, reroute, resend.
+"""The workflow of a quote request: transitions, assignment, notes, reroute, resend, duplicates.
 
 The statuses and their groups are models/vocabulary.py's; TRANSITIONS below
 are the moves a coordinator may make between them.
@@ -35,6 +35,7 @@ from quote_service.models import (
 )
 from quote_service.services import (
     clinic_quotes,
+    duplicates,
     invitations,
     notifications,
     privacy,
@@ -181,6 +182,11 @@ def reroute(
             f"{request.reference} is {request.status}; "
             "only open requests without a quote can be rerouted."
         )
+    if duplicates.pending(request):
+        raise duplicates.DuplicateUndecided(
+            f"{request.reference} may repeat {request.possible_duplicate_of.reference}: "
+            "merge it or keep it apart before routing it."
+        )
     if provider_id is not None:
         _check_pick(request, provider_id)
     first_routing = request.status == S.RECEIVED
@@ -203,6 +209,34 @@ def reroute(
         invitations.reinvite(request, provider)
     else:
         notifications.prepare_unroutable_alert(request, decision)
+    db.session.commit()
+    return request
+
+
+def merge(
+    reference: str,
+    into: str,
+    note: str | None,
+    actor: str,
+    expected: int | None,
+    from_header: bool,
+) -> QuoteRequest:
+    """Merge a possible duplicate into the request it resembles; the newer is closed."""
+    newer = lock(reference)
+    check_version(newer, expected, from_header)
+    older = duplicates.check_merge(newer, into)
+    duplicates.merge(newer, older, actor, note)
+    db.session.commit()
+    return newer
+
+
+def keep_apart(
+    reference: str, note: str | None, actor: str, expected: int | None, from_header: bool
+) -> QuoteRequest:
+    """A possible duplicate is its own request: it is routed and acknowledged."""
+    request = lock(reference)
+    check_version(request, expected, from_header)
+    duplicates.keep_apart(request, actor, note)
     db.session.commit()
     return request
 
