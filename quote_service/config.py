@@ -195,6 +195,8 @@ def from_environment(
             "API_TOKEN_EXPIRES_DAYS", get("API_TOKEN_EXPIRES_DAYS", "90")
         ),
         "RATE_LIMIT_INTAKE": get("RATE_LIMIT_INTAKE", "10/minute;100/day"),
+        # Posts on a patient's link (interest, withdrawal, privacy requests), per address.
+        "RATE_LIMIT_PATIENT_LINK": get("RATE_LIMIT_PATIENT_LINK", "20/minute;200/day"),
         "ACKNOWLEDGEMENTS_PER_RECIPIENT_PER_DAY": parse_int(
             "ACKNOWLEDGEMENTS_PER_RECIPIENT_PER_DAY",
             get("ACKNOWLEDGEMENTS_PER_RECIPIENT_PER_DAY", "3"),

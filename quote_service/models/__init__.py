@@ -28,6 +28,11 @@ from quote_service.models.notification import (
     Notification,
 )
 from quote_service.models.outbox import OutboxMessage
+from quote_service.models.privacy_request import (
+    PRIVACY_REQUEST_KINDS,
+    PRIVACY_REQUEST_STATUSES,
+    PrivacyRequest,
+)
 from quote_service.models.provider import Provider, provider_condition
 from quote_service.models.quote_request import SAFETY_VERDICTS, STATUSES, Event, QuoteRequest
 from quote_service.models.routing import RoutingDecision
@@ -83,6 +88,9 @@ __all__ = [
     "Language",
     "Notification",
     "OutboxMessage",
+    "PRIVACY_REQUEST_KINDS",
+    "PRIVACY_REQUEST_STATUSES",
+    "PrivacyRequest",
     "Presence",
     "Provider",
     "QuoteRequest",

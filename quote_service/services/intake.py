@@ -36,7 +36,7 @@ from quote_service.models import (
 )
 from quote_service.safety.emergency import advice
 from quote_service.safety.signs import Assessment, assess
-from quote_service.services import outbox, safety
+from quote_service.services import outbox, patient_tokens, safety
 from quote_service.services.catalog import current_consent, languages, translated
 from quote_service.services.references import new_reference
 
@@ -197,6 +197,7 @@ def _new_request(
         created_at=now,
         updated_at=now,
     )
+    patient_tokens.issue(request)
     request.events.append(
         Event(
             type="spam" if is_spam else "received",

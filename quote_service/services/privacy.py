@@ -21,13 +21,21 @@ from quote_service.models import (
     RoutingDecision,
     utcnow,
 )
-from quote_service.services import clinic_quotes, invitations
+from quote_service.services import clinic_quotes, invitations, privacy_requests
 
 ERASED_NAME = "[erased]"
 # ISO 3166 "user-assigned" code: an unknown country, kept so counts still add up.
 ERASED_COUNTRY = "ZZ"
 CLOSED_STATES = ("closed", "rejected", "withdrawn", "spam")
 BATCH = 500
+# Lookup hashes and the link's salt say nothing to the person and open nothing.
+NOT_EXPORTED = (
+    "email_hash",
+    "email_mailbox_hash",
+    "phone_hash",
+    "patient_token_salt",
+    "patient_token_hash",
+)
 
 
 def record_access(
@@ -64,6 +72,7 @@ def export_person(email: str, actor: str, user_id: int | None) -> dict[str, Any]
     """Everything stored about the person with this email address, as plain data."""
     requests = requests_of(email)
     record_access(actor, user_id, "export", subject=email)
+    privacy_requests.fulfil(requests, "export", actor)
     db.session.commit()
     return {
         "email": email,
@@ -76,7 +85,7 @@ def _export_request(request: QuoteRequest) -> dict[str, Any]:
     columns = {
         column.key: _plain(getattr(request, column.key))
         for column in QuoteRequest.__mapper__.columns
-        if column.key not in ("email_hash", "email_mailbox_hash", "phone_hash")
+        if column.key not in NOT_EXPORTED
     }
     notifications = db.session.execute(
         db.select(Notification).where(Notification.quote_request_id == request.id)
@@ -155,6 +164,8 @@ def anonymise(request: QuoteRequest, actor: str, reason: str) -> None:
     request.travel_to = None
     request.budget_eur = None
     request.erased_at = now
+    # The patient's link ends with the data it showed.
+    request.patient_token_salt = request.patient_token_hash = None
     for event in request.events:
         event.note = None
     db.session.execute(
@@ -205,6 +216,7 @@ def _cancel_pending_work(request: QuoteRequest) -> None:
 def erase_person(email: str, actor: str, user_id: int | None) -> int:
     """Anonymise every request of this email address; return how many."""
     requests = requests_of(email)
+    privacy_requests.fulfil(requests, "erase", actor)
     for request in requests:
         anonymise(request, actor, "Erased at the data subject's request.")
     record_access(actor, user_id, "erase", subject=email)
