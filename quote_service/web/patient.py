@@ -108,6 +108,8 @@ def show(token: str) -> tuple[str, int]:
 @limiter.limit(patient_link_limit)
 def act(token: str) -> Response | tuple[str, int]:
     """One form post: `action=interest` (quote_id), `withdrawal` (confirm) or `privacy` (kind)."""
+    # Messages below are put into the patient's language as soon as they are made.
+    _language(patient_tokens.find(token))
     action = request.form.get("action")
     data = {k: v for k, v in request.form.to_dict(flat=True).items() if k != "action"}
     try:
