@@ -420,3 +420,27 @@ def test_posts_on_a_link_are_rate_limited(
     refused = client.post(url, json={"kind": "copy"})
     assert error_code(refused) == "rate_limited" and int(refused.headers["Retry-After"]) > 0
     assert client.get(f"{PATIENT_API}/{secret}").status_code == 200  # reading is not limited
+
+
+def test_a_closed_request_withdrawn_by_its_patient_cannot_be_moved_again(
+    client: FlaskClient, coordinator, portugal
+):
+    request, _, _ = with_quotes(client, coordinator, portugal)
+    closed = client.post(
+        f"/api/v1/quote-requests/{request.reference}/transitions",
+        json={"to": "closed"},
+        headers=coordinator.headers,
+    )
+    assert closed.status_code == 200
+    response = client.post(f"{PATIENT_API}/{token(request)}/withdrawal")
+    assert response.status_code == 200 and response.get_json()["status"] == "withdrawn"
+    db.session.expire_all()
+    [event] = events_of(request, "withdrawn")
+    assert event.data["previous"] == "closed"
+    for to in ("in_review", "quoted", "closed"):
+        moved = client.post(
+            f"/api/v1/quote-requests/{request.reference}/transitions",
+            json={"to": to},
+            headers=coordinator.headers,
+        )
+        assert moved.status_code == 409, to

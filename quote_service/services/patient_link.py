@@ -116,16 +116,17 @@ def express_interest(token: str, quote_id: int) -> tuple[QuoteRequest, ClinicQuo
 def withdraw(token: str) -> QuoteRequest:
     """The patient withdraws: consent withdrawn, pending emails and invitations cancelled.
 
-    An open request becomes `withdrawn`; one that had already ended (closed,
-    rejected, spam) keeps its status, and its consent is withdrawn all the
-    same. A second withdrawal is a 409 `already_withdrawn`.
+    From any status, an ended one (closed, rejected, spam) included: the
+    patient's word ends the processing, and `withdrawn` is the one status no
+    coordinator can move a request out of (a closed request could otherwise
+    be reopened and quoted again). A second withdrawal is a 409
+    `already_withdrawn`.
     """
     request = patient_tokens.find(token, lock=True)
     if request.status == "withdrawn" or request.consent_withdrawn_at is not None:
         raise AlreadyWithdrawn(_l("You have already withdrawn this request."))
     previous = request.status
-    if previous in workflow.OPEN_STATES:
-        request.status = "withdrawn"
+    request.status = "withdrawn"
     privacy.withdraw_consent(request)
     now = utcnow()
     request.version += 1
