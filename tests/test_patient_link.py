@@ -8,10 +8,12 @@ from datetime import UTC, datetime
 
 import pytest
 import redis
+from cryptography.fernet import Fernet
 from flask import Flask
 from flask.testing import FlaskClient
 
-from quote_service.crypto import LINK_TOKEN_PATTERN
+from quote_service.crypto import LINK_TOKEN_PATTERN, Keyring
+from quote_service.errors import NotFound
 from quote_service.extensions import db
 from quote_service.models import (
     ClinicQuote,
@@ -384,7 +386,7 @@ def test_the_export_and_the_erasure_fulfil_them_and_an_erased_token_is_a_404(
         assert error_code(response) == "not_found"
     assert client.get(f"/p/{secret}").status_code == 404
     db.session.expire_all()
-    with pytest.raises(Exception, match="no request"):
+    with pytest.raises(NotFound):
         patient_tokens.find(secret)
 
 
@@ -444,3 +446,17 @@ def test_a_closed_request_withdrawn_by_its_patient_cannot_be_moved_again(
             headers=coordinator.headers,
         )
         assert moved.status_code == 409, to
+
+
+def test_a_link_whose_key_was_retired_is_replaced_by_the_next_email(app: Flask, portugal):
+    request = routed(portugal)
+    old = token(request)
+    keyring = app.extensions["keyring"]
+    app.extensions["keyring"] = Keyring([Fernet.generate_key().decode()])
+    try:
+        new = token(request)  # what the next email to the patient carries
+        assert new != old
+        assert request.patient_token_hash == hashlib.sha256(new.encode()).hexdigest()
+    finally:
+        app.extensions["keyring"] = keyring
+        db.session.rollback()

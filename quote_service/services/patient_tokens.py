@@ -32,7 +32,17 @@ def link_token(request: QuoteRequest) -> str:
     if request.patient_token_salt is None or request.patient_token_hash is None:
         # A request made before the link existed gets one with its next email.
         issue(request)
-    return stored_link_token(TOKEN_PURPOSE, request.patient_token_salt, request.patient_token_hash)
+    try:
+        return stored_link_token(
+            TOKEN_PURPOSE, request.patient_token_salt, request.patient_token_hash
+        )
+    except LookupError:
+        # Its key was retired from DATA_ENCRYPTION_KEYS, which ended the old link:
+        # the email being built carries a new one rather than failing.
+        issue(request)
+        return stored_link_token(
+            TOKEN_PURPOSE, request.patient_token_salt, request.patient_token_hash
+        )
 
 
 def link(request: QuoteRequest) -> str:
