@@ -198,6 +198,8 @@ def from_environment(
         # every intake POST whatever its answer: a cap against abuse.
         "RATE_LIMIT_INTAKE": get("RATE_LIMIT_INTAKE", "10/minute;100/day"),
         "RATE_LIMIT_INTAKE_ATTEMPTS": get("RATE_LIMIT_INTAKE_ATTEMPTS", "30/minute;300/day"),
+        # Posts on a patient's link (interest, withdrawal, privacy requests), per address.
+        "RATE_LIMIT_PATIENT_LINK": get("RATE_LIMIT_PATIENT_LINK", "20/minute;200/day"),
         "ACKNOWLEDGEMENTS_PER_RECIPIENT_PER_DAY": parse_int(
             "ACKNOWLEDGEMENTS_PER_RECIPIENT_PER_DAY",
             get("ACKNOWLEDGEMENTS_PER_RECIPIENT_PER_DAY", "3"),

@@ -19,6 +19,8 @@ import hashlib
 import hmac
 import logging
 import os
+import re
+import secrets
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -27,6 +29,8 @@ from flask import Flask, current_app
 log = logging.getLogger(__name__)
 
 KEY_FILE = "data-encryption.key"
+# A link's token is 43 url-safe base64 characters (256 bits); anything else is not looked up.
+LINK_TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
 class Keyring:
@@ -88,6 +92,24 @@ class Keyring:
 def token_hash(token: str) -> str:
     """What is stored of a link's token: its SHA-256, looked up by a unique index."""
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def new_link_token(purpose: str) -> tuple[str, str]:
+    """A fresh link for `purpose`: the salt and the token's hash to store (never the token)."""
+    salt = secrets.token_urlsafe(16)
+    return salt, token_hash(keyring().link_tokens(purpose, salt)[0])
+
+
+def stored_link_token(purpose: str, salt: str, stored_hash: str) -> str:
+    """The token of a stored link, re-derived from its salt under the configured keys.
+
+    LookupError only after the key it was made with has been retired from
+    DATA_ENCRYPTION_KEYS.
+    """
+    for token in keyring().link_tokens(purpose, salt):
+        if token_hash(token) == stored_hash:
+            return token
+    raise LookupError(f"{purpose}: the key of this link is no longer configured")
 
 
 def keys_for(app: Flask) -> list[str]:

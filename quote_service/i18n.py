@@ -32,7 +32,9 @@ from quote_service.extensions import babel
 LANGUAGES = ("en", "fr", "nl", "de")
 DEFAULT_LANGUAGE = "en"
 # Blueprints whose answers people (patients, website visitors) read.
-PUBLIC_BLUEPRINTS = frozenset({"catalog", "intake", "operations", "web", "api-docs"})
+PUBLIC_BLUEPRINTS = frozenset(
+    {"catalog", "intake", "operations", "web", "api-docs", "patient", "patient_pages"}
+)
 # Endpoints whose body may carry `preferred_language`.
 BODY_LANGUAGE_ENDPOINTS = frozenset({"intake.create_quote_request"})
 FORM_MIMETYPE = "application/x-www-form-urlencoded"

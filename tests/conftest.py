@@ -100,6 +100,7 @@ def base_config(database_url: str, **overrides: Any) -> dict[str, Any]:
         # Tests post many requests from one address; test_rate_limits sets its own.
         "RATE_LIMIT_INTAKE": "100000/minute",
         "RATE_LIMIT_INTAKE_ATTEMPTS": "100000/minute",
+        "RATE_LIMIT_PATIENT_LINK": "100000/minute",
         "ACKNOWLEDGEMENTS_PER_RECIPIENT_PER_DAY": 1000,
         # One invited clinic per request unless a test is about fan-out (it sets more).
         "QUOTE_FANOUT": 1,

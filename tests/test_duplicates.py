@@ -21,7 +21,8 @@ from sqlalchemy import text
 from quote_service.extensions import db
 from quote_service.models import Event, Notification, OutboxMessage, QuoteRequest, utcnow
 from quote_service.services import pipeline
-from quote_service.services.intake import DUPLICATE_WINDOW, submission_lock_key
+from quote_service.services.duplicates import DUPLICATE_WINDOW
+from quote_service.services.intake import submission_lock_key
 from tests.conftest import Caller
 from tests.payloads import valid_body
 from tests.support.smtp import wait_until

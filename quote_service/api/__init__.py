@@ -9,6 +9,7 @@ from quote_service.api import (
     clinic,
     intake,
     operations,
+    patient,
     privacy,
     providers,
     queue,
@@ -20,6 +21,7 @@ from quote_service.api import (
 from quote_service.api.auth import SECURITY_SCHEMES
 from quote_service.extensions import api
 from quote_service.web import clinic as clinic_pages
+from quote_service.web import patient as patient_pages
 from quote_service.web import views as web_views
 
 BLUEPRINT_MODULES = (
@@ -28,6 +30,7 @@ BLUEPRINT_MODULES = (
     queue,
     quotes,
     clinic,
+    patient,
     safety,
     providers,
     statistics,
@@ -45,3 +48,4 @@ def register_blueprints(app: Flask) -> None:
     # Pages for people (HTML), outside the OpenAPI.
     app.register_blueprint(web_views.blp)
     app.register_blueprint(clinic_pages.bp)
+    app.register_blueprint(patient_pages.bp)

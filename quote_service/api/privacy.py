@@ -6,6 +6,7 @@ from typing import Any
 
 from quote_service.api.auth import ADMIN, actor, current_user, requires
 from quote_service.api.parsing import Blueprint
+from quote_service.schemas.patient import PrivacyRequestPageSchema, PrivacyRequestsQuerySchema
 from quote_service.schemas.privacy import (
     AccessLogPageSchema,
     AccessLogQuerySchema,
@@ -13,7 +14,7 @@ from quote_service.schemas.privacy import (
     ExportSchema,
     SubjectSchema,
 )
-from quote_service.services import privacy
+from quote_service.services import privacy, privacy_requests
 
 blp = Blueprint(
     "privacy", __name__, url_prefix="/api/v1", description="Admins: data-subject rights, audit"
@@ -48,3 +49,17 @@ def erase(body: dict[str, Any]) -> dict[str, int]:
 def access_log(query: dict[str, Any]) -> dict[str, Any]:
     """Who read which request, or exported or erased whose data, newest first"""
     return {"items": privacy.access_log(query["limit"], query.get("before_id"))}
+
+
+@blp.route("/privacy/requests")
+@blp.doc(security=ADMIN)
+@requires("admin")
+@blp.arguments(PrivacyRequestsQuerySchema, location="query")
+@blp.response(200, PrivacyRequestPageSchema)
+def privacy_request_list(query: dict[str, Any]) -> dict[str, Any]:
+    """Patients' requests for a copy or an erasure, soonest due first, with their status
+
+    Fulfil one with the export or the erasure of the patient's email address:
+    that marks the person's open requests of that kind fulfilled.
+    """
+    return {"items": privacy_requests.listing(query.get("status"), query["limit"])}

@@ -25,6 +25,10 @@ from quote_service.models.notification import (
     Notification,
 )
 from quote_service.models.outbox import OutboxMessage
+from quote_service.models.privacy_request import (
+    PRIVACY_REQUEST_KINDS,
+    PrivacyRequest,
+)
 from quote_service.models.provider import Provider, provider_condition
 from quote_service.models.quote_request import (
     DUPLICATE_DECISIONS,
@@ -39,6 +43,7 @@ from quote_service.models.vocabulary import (
     EventType,
     InvitationStatus,
     NotificationStatus,
+    PrivacyRequestStatus,
     QuoteStatus,
     RequestStatus,
 )
@@ -83,6 +88,7 @@ __all__ = [
     "EventType",
     "InvitationStatus",
     "NotificationStatus",
+    "PrivacyRequestStatus",
     "QuoteStatus",
     "RequestStatus",
     "AccessLog",
@@ -97,6 +103,8 @@ __all__ = [
     "Language",
     "Notification",
     "OutboxMessage",
+    "PRIVACY_REQUEST_KINDS",
+    "PrivacyRequest",
     "Presence",
     "Provider",
     "QuoteRequest",

@@ -24,6 +24,8 @@ NOTIFICATION_KINDS = (
     "urgent_alert",
     "no_quotes_alert",
     "interest_alert",
+    # A patient asked, on their link, for a copy of their data or its erasure.
+    "privacy_request_alert",
     "alert_digest",
     # To a coordinator someone else assigned a request to (reference only).
     "assignment_notice",

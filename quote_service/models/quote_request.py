@@ -59,6 +59,12 @@ class QuoteRequest(Base):
     consent_withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Set when the personal data was anonymised (erasure or retention).
     erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The patient's link (/p/<token>): the token is HMAC(key, salt)
+    # (quote_service.crypto.Keyring.link_tokens); only the salt and its
+    # SHA-256 are stored. None for requests made before the link existed,
+    # until their first email to the patient gives them one.
+    patient_token_salt: Mapped[str | None] = mapped_column(String(32))
+    patient_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
 
     provider_id: Mapped[int | None] = mapped_column(ForeignKey("provider.id"))
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))

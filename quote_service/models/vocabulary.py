@@ -87,6 +87,13 @@ class QuoteStatus(StrEnum):
     WITHDRAWN = "withdrawn"
 
 
+class PrivacyRequestStatus(StrEnum):
+    """open -> fulfilled (an admin ran the export or the erasure of the person)."""
+
+    OPEN = "open"
+    FULFILLED = "fulfilled"
+
+
 class Actor(StrEnum):
     """Who did it, when it was not a signed-in person (whose actor is their email)."""
 
@@ -113,6 +120,8 @@ class EventType(StrEnum):
     POSSIBLE_DUPLICATE = "possible_duplicate"
     MERGED = "merged"
     KEPT_APART = "kept_apart"
+    PRIVACY_REQUESTED = "privacy_requested"
+    PRIVACY_REQUEST_FULFILLED = "privacy_request_fulfilled"
     QUOTE_SUBMITTED = "quote_submitted"
     QUOTE_REPLACED = "quote_replaced"
     QUOTES_SENT = "quotes_sent"

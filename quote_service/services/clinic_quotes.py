@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
+
 from quote_service.errors import Conflict, InvalidFields
 from quote_service.extensions import db
 from quote_service.models import (
@@ -186,8 +188,12 @@ def invitation_of(quote: ClinicQuote) -> Invitation:
 
 
 class QuoteNotOffered(InvalidFields):
+    """A quote id that is not one of the quotes sent to this request's patient."""
+
+    code = "quote_not_offered"
+
     def __init__(self) -> None:
-        super().__init__({"quote_id": ["This quote was not sent to you."]})
+        super().__init__({"quote_id": [_l("This quote was not sent to you.")]})
 
 
 def record_interest(request: QuoteRequest, quote_id: int) -> ClinicQuote:

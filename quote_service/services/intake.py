@@ -40,7 +40,7 @@ from quote_service.models import (
 )
 from quote_service.safety.emergency import advice
 from quote_service.safety.signs import Assessment, assess
-from quote_service.services import duplicates, outbox, safety, timeline
+from quote_service.services import duplicates, outbox, patient_tokens, safety, timeline
 from quote_service.services.catalog import current_consent, languages, translated
 from quote_service.services.references import new_reference
 
@@ -200,6 +200,7 @@ def _new_request(
         created_at=now,
         updated_at=now,
     )
+    patient_tokens.issue(request)
     timeline.record(
         request,
         vocabulary.status_event(request.status),

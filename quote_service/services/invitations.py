@@ -13,15 +13,13 @@ outbox like the others, so each is sent once and survives restarts.
 from __future__ import annotations
 
 import logging
-import re
-import secrets
 import statistics
 from dataclasses import asdict
 from datetime import datetime, timedelta
 
 from flask import current_app
 
-from quote_service.crypto import keyring, token_hash
+from quote_service.crypto import LINK_TOKEN_PATTERN, new_link_token, stored_link_token, token_hash
 from quote_service.errors import Conflict, Gone, NotFound
 from quote_service.extensions import db
 from quote_service.models import (
@@ -44,17 +42,12 @@ log = logging.getLogger(__name__)
 TOKEN_PURPOSE = "clinic-invitation"
 # Invitations that still take an answer (a quote, or a replacement of it).
 ANSWERABLE = (InvitationStatus.OPEN, InvitationStatus.QUOTED)
-# A token is 43 url-safe base64 characters (256 bits); anything else is not looked up.
-TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")
+TOKEN_PATTERN = LINK_TOKEN_PATTERN
 
 
 def link_token(invitation: Invitation) -> str:
     """The token of an invitation's link, re-derived (it is never stored)."""
-    for token in keyring().link_tokens(TOKEN_PURPOSE, invitation.token_salt):
-        if token_hash(token) == invitation.token_hash:
-            return token
-    # Only after the key it was made with has been retired from DATA_ENCRYPTION_KEYS.
-    raise LookupError(f"invitation {invitation.id}: its key is no longer configured")
+    return stored_link_token(TOKEN_PURPOSE, invitation.token_salt, invitation.token_hash)
 
 
 def link(invitation: Invitation) -> str:
@@ -82,10 +75,7 @@ def invite(request: QuoteRequest, provider: Provider, rank: int) -> Invitation:
 def _open(request: QuoteRequest, invitation: Invitation, note: str) -> None:
     """Give an invitation a fresh link and deadlines, and queue its email."""
     now = utcnow()
-    invitation.token_salt = secrets.token_urlsafe(16)
-    invitation.token_hash = token_hash(
-        keyring().link_tokens(TOKEN_PURPOSE, invitation.token_salt)[0]
-    )
+    invitation.token_salt, invitation.token_hash = new_link_token(TOKEN_PURPOSE)
     invitation.status = InvitationStatus.OPEN
     invitation.sent_at = now
     invitation.respond_by = now + response_window()

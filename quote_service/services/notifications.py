@@ -47,6 +47,7 @@ from quote_service.models import (
     Notification,
     NotificationStatus,
     OutboxMessage,
+    PrivacyRequest,
     Provider,
     QuoteRequest,
     RoutingDecision,
@@ -56,7 +57,7 @@ from quote_service.models import (
 )
 from quote_service.models.vocabulary import NOTIFICATION_FINAL, notification_event
 from quote_service.safety.emergency import advice
-from quote_service.services import alerts, masking, outbox, timeline
+from quote_service.services import alerts, masking, outbox, patient_tokens, timeline
 from quote_service.services.catalog import (
     DEFAULT_LANGUAGE,
     disclaimers_in_scope,
@@ -270,6 +271,8 @@ def prepare_acknowledgement(request: QuoteRequest, dedupe_key: str | None = None
         "response_hours": current_app.config["SLA_FIRST_RESPONSE_HOURS"],
         "routed": request.provider_id is not None,
         "disclaimers": disclaimers,
+        # Re-derived here, in the worker, from the request's row: never a task argument.
+        "patient_link": patient_tokens.link(request),
         **_urgent_context(request, language),
         **_labels(request, language),
     }
@@ -628,6 +631,11 @@ def _quote_view(quote: ClinicQuote, language: str, items: dict[str, str]) -> dic
     }
 
 
+def patient_quote_view(quote: ClinicQuote, language: str) -> dict[str, Any]:
+    """One sent quote as the quote email shows it, for the patient's page."""
+    return _quote_view(quote, _template_language(language), quote_item_names(language))
+
+
 def prepare_quotes_email(
     request: QuoteRequest, quotes: list[ClinicQuote], dedupe_key: str
 ) -> Notification:
@@ -642,6 +650,7 @@ def prepare_quotes_email(
         "full_name": request.full_name,
         "quotes": [_quote_view(q, language, items) for q in quotes],
         "disclaimers": disclaimers,
+        "patient_link": patient_tokens.link(request),
         **_labels(request, language),
     }
     return _record(request, "quotes", dedupe_key, request.email, language, context, disclaimers)
@@ -654,6 +663,26 @@ def prepare_interest_alert(request: QuoteRequest, quote: ClinicQuote) -> Notific
         request,
         "interest_alert",
         f"interest_alert:{request.id}:{quote.id}",
+        current_app.config["COORDINATORS_EMAIL"],
+        "en",
+        context,
+    )
+
+
+def prepare_privacy_request_alert(
+    request: QuoteRequest, privacy_request: PrivacyRequest
+) -> Notification:
+    """Tell the coordinators a patient asked for a copy or an erasure, and by when it is due."""
+    context = {
+        "reference": request.reference,
+        "kind": privacy_request.kind,
+        "requested_at": deadline_text(privacy_request.requested_at),
+        "due_at": deadline_text(privacy_request.due_at),
+    }
+    return _record(
+        request,
+        "privacy_request_alert",
+        f"privacy_request_alert:{privacy_request.id}",
         current_app.config["COORDINATORS_EMAIL"],
         "en",
         context,

@@ -24,7 +24,7 @@ from quote_service.models import (
     utcnow,
     vocabulary,
 )
-from quote_service.services import clinic_quotes, invitations, timeline
+from quote_service.services import clinic_quotes, invitations, privacy_requests, timeline
 
 N = NotificationStatus
 
@@ -32,6 +32,14 @@ ERASED_NAME = "[erased]"
 # ISO 3166 "user-assigned" code: an unknown country, kept so counts still add up.
 ERASED_COUNTRY = "ZZ"
 BATCH = 500
+# Lookup hashes and the link's salt say nothing to the person and open nothing.
+NOT_EXPORTED = (
+    "email_hash",
+    "email_mailbox_hash",
+    "phone_hash",
+    "patient_token_salt",
+    "patient_token_hash",
+)
 
 
 def record_access(
@@ -68,6 +76,7 @@ def export_person(email: str, actor: str, user_id: int | None) -> dict[str, Any]
     """Everything stored about the person with this email address, as plain data."""
     requests = requests_of(email)
     record_access(actor, user_id, "export", subject=email)
+    privacy_requests.fulfil(requests, "export", actor)
     db.session.commit()
     return {
         "email": email,
@@ -80,7 +89,7 @@ def _export_request(request: QuoteRequest) -> dict[str, Any]:
     columns = {
         column.key: _plain(getattr(request, column.key))
         for column in QuoteRequest.__mapper__.columns
-        if column.key not in ("email_hash", "email_mailbox_hash", "phone_hash")
+        if column.key not in NOT_EXPORTED
     }
     notifications = db.session.execute(
         db.select(Notification).where(Notification.quote_request_id == request.id)
@@ -159,6 +168,8 @@ def anonymise(request: QuoteRequest, actor: str, reason: str) -> None:
     request.travel_to = None
     request.budget_eur = None
     request.erased_at = now
+    # The patient's link ends with the data it showed.
+    request.patient_token_salt = request.patient_token_hash = None
     for event in request.events:
         event.note = None
     db.session.execute(
@@ -209,6 +220,7 @@ def _cancel_pending_work(request: QuoteRequest) -> None:
 def erase_person(email: str, actor: str, user_id: int | None) -> int:
     """Anonymise every request of this email address; return how many."""
     requests = requests_of(email)
+    privacy_requests.fulfil(requests, "erase", actor)
     for request in requests:
         anonymise(request, actor, "Erased at the data subject's request.")
     record_access(actor, user_id, "erase", subject=email)
