@@ -107,6 +107,9 @@ class FileProviderSchema(StrictSchema):
     conditions = ma.fields.List(ma.fields.String(), required=True)
     languages = ma.fields.List(ma.fields.String(), required=True)
     contact_email = ma.fields.Email(required=True)
+    city = ma.fields.String(
+        allow_none=True, load_default=None, validate=ma.validate.Length(min=1, max=100)
+    )
     daily_capacity = ma.fields.Integer(required=True, validate=ma.validate.Range(min=0))
     weight = ma.fields.Integer(required=True, validate=ma.validate.Range(min=1))
     active = ma.fields.Boolean(load_default=True)
