@@ -141,7 +141,9 @@ def after_routing(request: QuoteRequest, decision: RoutingDecision) -> list[Noti
             notifications.prepare_unroutable_alert(request, decision),
         ]
     chosen = next_to_invite(request, decision.candidates)
-    acknowledgement = notifications.prepare_acknowledgement(request)
+    acknowledgement = notifications.prepare_acknowledgement(
+        request, clinics=[provider for provider, _ in chosen]
+    )
     for provider, rank in chosen:
         invite(request, provider, rank)
     return [acknowledgement]
