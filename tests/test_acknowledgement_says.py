@@ -19,6 +19,7 @@ from quote_service.services import pipeline
 from quote_service.services.catalog import disclaimers_in_scope
 from tests.conftest import Caller
 from tests.routing_fixtures import received_row, submit
+from tests.test_clinic_quotes import quoted_request, send
 
 ORGANISATION = {
     "ORGANISATION_NAME": "Zeeland Care Travel BV",
@@ -293,3 +294,31 @@ def test_an_urgent_request_still_opens_with_the_emergency_advice(app_context):
     assert text.lstrip().startswith("!!!")
     body = html.split("<body", 1)[1]
     assert body.index('role="alert"') < body.index("Dear ")
+
+
+def test_the_quotes_email_says_who_we_are_under_readable_disclaimers(
+    client: FlaskClient, app: Flask, portugal, coordinator: Caller, organisation
+):
+    app.config["QUOTE_FANOUT"] = 3
+    try:
+        request, ids = quoted_request(client, portugal)
+    finally:
+        app.config["QUOTE_FANOUT"] = 1
+    assert send(client, coordinator, request.reference, quote_ids=ids).status_code == 200
+    db.session.expire_all()
+    [email] = db.session.execute(
+        db.select(Notification).where(
+            Notification.quote_request_id == request.id, Notification.kind == "quotes"
+        )
+    ).scalars()
+    assert email.status == "pending"  # every required text still there
+    text, html = parts(email)
+    for value in organisation.values():
+        assert value in text
+        assert str(escape(value)) in html
+    assert "IMPORTANT INFORMATION - PLEASE READ" in text
+    assert "Important information – please read" in html
+    assert "About these quotes" in text and "About these quotes" in html
+    for d in disclaimers_in_scope("en", "PT", "stroke", "quote"):
+        assert d.text in [line.strip() for line in text.splitlines()]
+        assert f">{escape(d.text)}</p>" in html
