@@ -335,6 +335,8 @@ def prepare_acknowledgement(
         "clinic_hours": f"{clinic_hours:g}",
         "clinic_hours_value": clinic_hours,
         "clinics": [{"name": c.name, "city": c.city} for c in clinics],
+        # Kept for deployments' template overrides (MAIL_TEMPLATES_DIR) written before `clinics`.
+        "routed": bool(clinics),
         "resend": resend,
         "disclaimers": disclaimer_views(disclaimers),
         **_urgent_context(request, language),
