@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
 from kombu import Queue
@@ -21,6 +22,11 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("json", "text")
+# Who patients are told they deal with, until a deployment says: samples, marked so.
+SAMPLE_ORGANISATION_NAME = "Example Facilitator (sample)"
+SAMPLE_ORGANISATION_ADDRESS = "1 Sample Street, 1000 Brussels, Belgium (sample)"
+SAMPLE_CONTACT_EMAIL = "contact@facilitator.example"
+SAMPLE_PRIVACY_POLICY_URL = "https://facilitator.example/sample-privacy-policy"
 
 
 class ConfigError(ValueError):
@@ -80,6 +86,15 @@ def parse_existing_dir(name: str, value: str) -> str:
     if value and not Path(value).is_dir():
         raise ConfigError(f"{name} must be an existing directory, got {value!r}")
     return value
+
+
+def parse_http_url(name: str, value: str) -> str:
+    """An absolute http(s) URL, as a patient's browser opens it."""
+    url = value.strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"{name} must be an http:// or https:// URL, got {value!r}")
+    return url
 
 
 def parse_list(value: str) -> list[str]:
@@ -155,6 +170,15 @@ def from_environment(
             "CLINIC_RESPONSE_HOURS", get("CLINIC_RESPONSE_HOURS", "48"), minimum=0.001
         ),
         "PUBLIC_BASE_URL": get("PUBLIC_BASE_URL", "http://127.0.0.1:5000").rstrip("/"),
+        # Who the patient is dealing with, shown on the form and in every patient
+        # email. The defaults are samples for `make run`, marked so: a deployment
+        # sets its own.
+        "ORGANISATION_NAME": get("ORGANISATION_NAME", SAMPLE_ORGANISATION_NAME).strip(),
+        "ORGANISATION_ADDRESS": get("ORGANISATION_ADDRESS", SAMPLE_ORGANISATION_ADDRESS).strip(),
+        "CONTACT_EMAIL": get("CONTACT_EMAIL", SAMPLE_CONTACT_EMAIL).strip(),
+        "PRIVACY_POLICY_URL": parse_http_url(
+            "PRIVACY_POLICY_URL", get("PRIVACY_POLICY_URL", SAMPLE_PRIVACY_POLICY_URL)
+        ),
         "NOTIFICATION_MAX_ATTEMPTS": parse_int(
             "NOTIFICATION_MAX_ATTEMPTS", get("NOTIFICATION_MAX_ATTEMPTS", "8"), minimum=1
         ),

@@ -573,3 +573,32 @@ def test_a_calm_answer_shows_no_notice(
     expect(page.locator("#urgent")).to_be_hidden()
     assert page_errors == []
     page.close()
+
+
+def test_the_form_says_who_we_are_from_the_services_settings(
+    browser: Browser, form_origin: str, start_api: Callable[..., str]
+):
+    api = start_api(
+        [form_origin],
+        ORGANISATION_NAME="Zeeland Care Travel BV",
+        ORGANISATION_ADDRESS="Markt 7, 4331 LK Middelburg, Netherlands",
+        CONTACT_EMAIL="hello@zeeland-care.example",
+        PRIVACY_POLICY_URL="https://zeeland-care.example/privacy",
+    )
+    page, page_errors = new_page(browser)
+    page.goto(f"{form_origin}/index.html?api={api}&lang=nl")
+    wait_until_ready(page)
+    footer = page.locator("#organisation")
+    expect(footer).to_be_visible()
+    expect(footer.locator("h2")).to_have_text("Wie wij zijn")
+    expect(page.locator("#organisation-name")).to_have_text("Zeeland Care Travel BV")
+    expect(page.locator("#organisation-address")).to_have_text(
+        "Markt 7, 4331 LK Middelburg, Netherlands"
+    )
+    contact = page.locator("#organisation-contact")
+    expect(contact).to_have_text("hello@zeeland-care.example")
+    expect(contact).to_have_attribute("href", "mailto:hello@zeeland-care.example")
+    privacy = page.locator("#organisation-privacy")
+    expect(privacy).to_have_attribute("href", "https://zeeland-care.example/privacy")
+    expect(privacy).to_have_text("Hoe wij uw gegevens gebruiken (privacybeleid)")
+    assert page_errors == []

@@ -29,6 +29,7 @@ def test_catalog_shape_in_english(client: FlaskClient):
         "disclaimers",
         "countries",
         "first_response_hours",
+        "organisation",
     }
     assert body["languages"] == ["en", "fr", "nl", "de"]
     destinations = {d["code"]: d for d in body["destinations"]}

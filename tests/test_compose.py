@@ -64,6 +64,10 @@ REQUIRED = (
     "SMTP_HOST",
     "MAIL_FROM",
     "COORDINATORS_EMAIL",
+    "ORGANISATION_NAME",
+    "ORGANISATION_ADDRESS",
+    "CONTACT_EMAIL",
+    "PRIVACY_POLICY_URL",
 )
 # `${NAME:-default}`, `${NAME:?error}` or `${NAME}`: compose fills these in from .env.
 INTERPOLATION = re.compile(r"\$\{(?P<name>\w+)(?:(?P<op>:-|:\?)(?P<arg>[^}]*))?\}")
@@ -117,7 +121,10 @@ def variables_the_app_reads() -> set[str]:
 
 def interpolated(value: str) -> str:
     """A value as compose would pass it: defaults filled in, required ones as .env sets them."""
-    in_dot_env = {"DATA_ENCRYPTION_KEYS": Fernet.generate_key().decode()}
+    in_dot_env = {
+        "DATA_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "PRIVACY_POLICY_URL": "https://example.org/privacy",
+    }
 
     def fill(match: re.Match[str]) -> str:
         if match["op"] == ":-":

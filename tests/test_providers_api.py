@@ -35,6 +35,7 @@ ITEM_FIELDS = {
     "conditions",
     "languages",
     "contact_email",
+    "city",
     "daily_capacity",
     "weight",
     "active",
@@ -120,6 +121,7 @@ def test_list_shows_every_provider_with_its_fields(client: FlaskClient, coordina
     assert brussels["conditions"] == ["stroke", "stroke-rehabilitation"]
     assert brussels["languages"] == ["fr", "nl", "en"]
     assert brussels["contact_email"] == "intake@brussels-neuro.sample.example"
+    assert brussels["city"] == "Brussels"
     assert (brussels["daily_capacity"], brussels["weight"]) == (20, 2)
     assert brussels["active"] is True
     assert brussels["sample"] is True
@@ -217,6 +219,7 @@ def test_create_answers_201_with_location(client: FlaskClient, admin: Caller, cl
     assert body["conditions"] == ["stroke", "diabetes-type-1"]  # catalog order
     assert body["languages"] == ["de", "en"]
     assert (body["active"], body["sample"], body["routed_today"]) == (True, False, 0)
+    assert body["city"] is None  # optional
     assert body["created_at"] and body["updated_at"]
     assert response.headers["Location"].endswith(f"/api/v1/providers/{body['id']}")
 
@@ -608,3 +611,21 @@ def test_openapi_documents_who_may_call_each_endpoint(client: FlaskClient):
     for operation in (many["post"], one["patch"], one["delete"]):
         assert operation["security"] == [{"adminToken": []}]
     assert "never deleted" in one["delete"]["summary"] + one["delete"].get("description", "")
+
+
+def test_a_clinic_has_a_city_set_on_create_and_by_patch(
+    client: FlaskClient, admin: Caller, cleanup: None
+):
+    response = client.post(URL, json=new_provider(city="Leuven"), headers=admin.headers)
+    assert response.status_code == 201
+    body = response.get_json()
+    assert body["city"] == "Leuven"
+
+    patched = client.patch(f"{URL}/{body['id']}", json={"city": "Heverlee"}, headers=admin.headers)
+    assert patched.status_code == 200
+    assert patched.get_json()["city"] == "Heverlee"
+
+    too_long = client.patch(f"{URL}/{body['id']}", json={"city": "x" * 101}, headers=admin.headers)
+    assert too_long.status_code == 422
+    assert too_long.get_json()["error"]["code"] == "validation_error"
+    assert "city" in too_long.get_json()["error"]["fields"]

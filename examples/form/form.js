@@ -161,6 +161,28 @@ function renderCatalog() {
     ? catalog.consent.text
     : t("consentFallback");
   renderDisclaimers();
+  renderOrganisation();
+}
+
+// Who the patient deals with, as the service's settings say (ORGANISATION_NAME...).
+function renderOrganisation() {
+  const organisation = catalog.organisation;
+  if (!organisation) {
+    return;
+  }
+  document.getElementById("organisation-name").textContent = organisation.name;
+  document.getElementById("organisation-address").textContent = organisation.address;
+  const contact = document.getElementById("organisation-contact");
+  contact.textContent = organisation.contact_email;
+  contact.href = `mailto:${organisation.contact_email}`;
+  const privacy = document.getElementById("organisation-privacy");
+  // Only a web address becomes a link: never a javascript: or data: URL.
+  if (/^https?:\/\//i.test(organisation.privacy_policy_url)) {
+    privacy.href = organisation.privacy_policy_url;
+  } else {
+    privacy.removeAttribute("href");
+  }
+  document.getElementById("organisation").hidden = false;
 }
 
 // Only the conditions treated at the chosen destination; all of them before a choice.

@@ -1,7 +1,7 @@
 """the patient's link: a token per request (salt and hash), privacy requests
 
 Revision ID: 0019_patient_link
-Revises: 0017_coordapi
+Revises: 0018_resubmission
 Create Date: 2026-12-02 15:10:00
 
 """

@@ -27,6 +27,8 @@ class Provider(Base):
     destination_code: Mapped[str] = mapped_column(ForeignKey("destination.code"), index=True)
     languages: Mapped[list[str]] = mapped_column(JSON, default=list)
     contact_email: Mapped[str] = mapped_column(String(320))
+    # Where the clinic is, as patients are told it ("Ghent"); None when not known.
+    city: Mapped[str | None] = mapped_column(String(100))
     daily_capacity: Mapped[int] = mapped_column(default=10)
     weight: Mapped[int] = mapped_column(default=1)
     active: Mapped[bool] = mapped_column(default=True)

@@ -81,6 +81,11 @@ class InvitationStatus(StrEnum):
     WITHDRAWN = "withdrawn"
 
 
+#: Still working on the request: an invitation that takes an answer (a quote,
+#: or a replacement of it) and whose clinic the patient is told about.
+INVITATION_ANSWERABLE = (InvitationStatus.OPEN, InvitationStatus.QUOTED)
+
+
 class QuoteStatus(StrEnum):
     SUBMITTED = "submitted"
     SENT = "sent"

@@ -60,6 +60,13 @@ class CountrySchema(ma.Schema):
     name = ma.fields.String(required=True, metadata={"example": "Belgique"})
 
 
+class OrganisationSchema(ma.Schema):
+    name = ma.fields.String(required=True, metadata={"example": "Example Facilitator (sample)"})
+    address = ma.fields.String(required=True)
+    contact_email = ma.fields.String(required=True)
+    privacy_policy_url = ma.fields.String(required=True)
+
+
 class CatalogSchema(ma.Schema):
     destinations = ma.fields.List(ma.fields.Nested(DestinationOutSchema))
     conditions = ma.fields.List(ma.fields.Nested(NamedSchema))
@@ -78,6 +85,13 @@ class CatalogSchema(ma.Schema):
     )
     first_response_hours = ma.fields.Integer(
         metadata={"description": "How soon a coordinator usually answers a request."}
+    )
+    organisation = ma.fields.Nested(
+        OrganisationSchema,
+        metadata={
+            "description": "Who patients deal with: ORGANISATION_NAME, ORGANISATION_ADDRESS, "
+            "CONTACT_EMAIL and PRIVACY_POLICY_URL, for a form to show."
+        },
     )
     consent = ma.fields.Nested(ConsentOutSchema, allow_none=True)
     disclaimers = ma.fields.List(ma.fields.Nested(DisclaimerOutSchema))
@@ -107,6 +121,9 @@ class FileProviderSchema(StrictSchema):
     conditions = ma.fields.List(ma.fields.String(), required=True)
     languages = ma.fields.List(ma.fields.String(), required=True)
     contact_email = ma.fields.Email(required=True)
+    city = ma.fields.String(
+        allow_none=True, load_default=None, validate=ma.validate.Length(min=1, max=100)
+    )
     daily_capacity = ma.fields.Integer(required=True, validate=ma.validate.Range(min=0))
     weight = ma.fields.Integer(required=True, validate=ma.validate.Range(min=1))
     active = ma.fields.Boolean(load_default=True)

@@ -60,6 +60,11 @@ class ProviderUpdateSchema(StrictSchema):
     contact_email = Email(
         validate=ma.validate.Length(max=320), metadata={"example": "intake@clinic.example"}
     )
+    city = Text(
+        allow_none=True,
+        validate=ma.validate.Length(min=1, max=100),
+        metadata={"description": "Where the clinic is, as patients are told.", "example": "Ghent"},
+    )
     daily_capacity = WholeNumber(
         validate=ma.validate.Range(min=0, max=MAX_DAILY_CAPACITY),
         metadata={"description": "Requests it may be routed per UTC day.", "example": 20},
@@ -84,6 +89,8 @@ class ProviderCreateSchema(ProviderUpdateSchema):
         # The update schema's fields, made required here rather than listed twice.
         if field_name == "active":
             field_obj.load_default = True
+        elif field_name == "city":
+            field_obj.load_default = None
         else:
             field_obj.required = True
 
@@ -96,6 +103,7 @@ class ProviderOutSchema(ma.Schema):
     conditions = ma.fields.List(ma.fields.String(), required=True)
     languages = ma.fields.List(ma.fields.String(), required=True)
     contact_email = ma.fields.String(required=True)
+    city = ma.fields.String(allow_none=True)
     daily_capacity = ma.fields.Integer(required=True)
     weight = ma.fields.Integer(required=True)
     active = ma.fields.Boolean(required=True)

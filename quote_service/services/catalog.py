@@ -47,6 +47,17 @@ def current_consent(language: str) -> ConsentText | None:
     return None
 
 
+def organisation() -> dict[str, str]:
+    """Who patients deal with, as every form and patient email shows it."""
+    config = current_app.config
+    return {
+        "name": config["ORGANISATION_NAME"],
+        "address": config["ORGANISATION_ADDRESS"],
+        "contact_email": config["CONTACT_EMAIL"],
+        "privacy_policy_url": config["PRIVACY_POLICY_URL"],
+    }
+
+
 def current_disclaimers(language: str) -> list[Disclaimer]:
     """The newest version of every active disclaimer in one language."""
     rows = db.session.execute(
@@ -149,6 +160,7 @@ def catalog(language: str) -> dict[str, Any]:
         # For forms: countries of residence by name, and the usual wait for an answer.
         "countries": [{"code": code, "name": name} for code, name in countries(language)],
         "first_response_hours": current_app.config["SLA_FIRST_RESPONSE_HOURS"],
+        "organisation": organisation(),
         "consent": (
             {"version": consent.version, "language": consent.language, "text": consent.text}
             if consent

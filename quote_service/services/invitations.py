@@ -40,8 +40,6 @@ from quote_service.services import masking, notifications, routing, timeline
 log = logging.getLogger(__name__)
 
 TOKEN_PURPOSE = "clinic-invitation"
-# Invitations that still take an answer (a quote, or a replacement of it).
-ANSWERABLE = (InvitationStatus.OPEN, InvitationStatus.QUOTED)
 TOKEN_PATTERN = LINK_TOKEN_PATTERN
 
 
@@ -128,7 +126,9 @@ def after_routing(request: QuoteRequest, decision: RoutingDecision) -> list[Noti
             notifications.prepare_unroutable_alert(request, decision),
         ]
     chosen = next_to_invite(request, decision.candidates)
-    acknowledgement = notifications.prepare_acknowledgement(request)
+    acknowledgement = notifications.prepare_acknowledgement(
+        request, clinics=[provider for provider, _ in chosen]
+    )
     for provider, rank in chosen:
         invite(request, provider, rank)
     return [acknowledgement]
@@ -138,7 +138,7 @@ def reinvite(request: QuoteRequest, provider: Provider) -> Invitation:
     """A coordinator routed the request to this clinic: invite it (again, if it had ended)."""
     for invitation in invitations_of(request.id):
         if invitation.provider_id == provider.id:
-            if invitation.status not in ANSWERABLE:
+            if invitation.status not in vocabulary.INVITATION_ANSWERABLE:
                 # One invitation per clinic and request: a closed one is reopened
                 # with a new link and deadline (the old link stays dead).
                 _open(request, invitation, f"{provider.name} invited to quote again.")

@@ -55,7 +55,11 @@ from quote_service.models import (
     User,
     utcnow,
 )
-from quote_service.models.vocabulary import NOTIFICATION_FINAL, notification_event
+from quote_service.models.vocabulary import (
+    INVITATION_ANSWERABLE,
+    NOTIFICATION_FINAL,
+    notification_event,
+)
 from quote_service.safety.emergency import advice
 from quote_service.services import alerts, masking, outbox, patient_tokens, timeline
 from quote_service.services.catalog import (
@@ -259,22 +263,90 @@ def _event(
     )
 
 
-def prepare_acknowledgement(request: QuoteRequest, dedupe_key: str | None = None) -> Notification:
-    """The patient's acknowledgement, with every disclaimer in scope."""
+# How a message groups its disclaimers, in this order: what concerns the
+# patient's condition first (it holds the urgent advice, such as what to do
+# during a stroke), then quotes, the destination, and what holds for every request.
+DISCLAIMER_SECTIONS = ("condition", "quote", "destination", "general")
+# The invitations whose clinics are still working on a request.
+
+
+def disclaimer_views(disclaimers: list[Disclaimer]) -> list[dict[str, str]]:
+    """The disclaimers as a message shows them: grouped by section, each text verbatim."""
+
+    def section(d: Disclaimer) -> str:
+        if d.condition_slug:
+            return "condition"
+        if d.context:
+            return "quote"
+        return "destination" if d.destination_code else "general"
+
+    views = [{"key": d.key, "text": d.text, "section": section(d)} for d in disclaimers]
+    return sorted(views, key=lambda v: DISCLAIMER_SECTIONS.index(v["section"]))
+
+
+def who_we_are() -> dict[str, Any]:
+    """Who the patient deals with, and how to reach them: the end of every patient email."""
+    config = current_app.config
+    return {
+        "organisation_name": config["ORGANISATION_NAME"],
+        "organisation_address": config["ORGANISATION_ADDRESS"],
+        "contact_email": config["CONTACT_EMAIL"],
+        "privacy_policy_url": config["PRIVACY_POLICY_URL"],
+        # Every email's Reply-To is COORDINATORS_EMAIL (see _record).
+        "replies_reach_coordinators": bool(config["COORDINATORS_EMAIL"]),
+    }
+
+
+def working_clinics(request: QuoteRequest) -> list[Provider]:
+    """The clinics invited to quote that have not declined, expired or been withdrawn."""
+    return list(
+        db.session.execute(
+            db.select(Provider)
+            .join(Invitation, Invitation.provider_id == Provider.id)
+            .where(
+                Invitation.quote_request_id == request.id,
+                Invitation.status.in_(INVITATION_ANSWERABLE),
+            )
+            .order_by(Invitation.rank, Invitation.id)
+        ).scalars()
+    )
+
+
+def prepare_acknowledgement(
+    request: QuoteRequest,
+    dedupe_key: str | None = None,
+    clinics: list[Provider] | None = None,
+    resend: bool = False,
+) -> Notification:
+    """The patient's acknowledgement, with every disclaimer in scope.
+
+    It names the clinics the request went to: `clinics` when routing has just
+    chosen them (their invitations come after), else those still working on
+    it. None: a coordinator is looking for one. A resend says it is a copy.
+    """
     language = _template_language(request.preferred_language)
     disclaimers = acknowledgement_disclaimers(
         language, request.destination_code, request.condition_slug
     )
+    if clinics is None:
+        clinics = working_clinics(request)
+    clinic_hours = current_app.config["CLINIC_RESPONSE_HOURS"]
     context = {
         "reference": request.reference,
         "full_name": request.full_name,
         "response_hours": current_app.config["SLA_FIRST_RESPONSE_HOURS"],
-        "routed": request.provider_id is not None,
-        "disclaimers": disclaimers,
+        "clinic_hours": f"{clinic_hours:g}",
+        "clinic_hours_value": clinic_hours,
+        "clinics": [{"name": c.name, "city": c.city} for c in clinics],
+        # Kept for deployments' template overrides (MAIL_TEMPLATES_DIR) written before `clinics`.
+        "routed": bool(clinics),
+        "resend": resend,
+        "disclaimers": disclaimer_views(disclaimers),
         # Re-derived here, in the worker, from the request's row: never a task argument.
         "patient_link": patient_tokens.link(request),
         **_urgent_context(request, language),
         **_labels(request, language),
+        **who_we_are(),
     }
     return _record(
         request,
@@ -649,9 +721,10 @@ def prepare_quotes_email(
         "reference": request.reference,
         "full_name": request.full_name,
         "quotes": [_quote_view(q, language, items) for q in quotes],
-        "disclaimers": disclaimers,
+        "disclaimers": disclaimer_views(disclaimers),
         "patient_link": patient_tokens.link(request),
         **_labels(request, language),
+        **who_we_are(),
     }
     return _record(request, "quotes", dedupe_key, request.email, language, context, disclaimers)
 

@@ -31,7 +31,7 @@ from quote_service.services.routing import loads_today
 log = logging.getLogger(__name__)
 
 # Fields copied as they are from a validated body onto the model.
-PLAIN_FIELDS = ("name", "contact_email", "daily_capacity", "weight", "active")
+PLAIN_FIELDS = ("name", "contact_email", "city", "daily_capacity", "weight", "active")
 
 
 def list_providers(
@@ -163,6 +163,7 @@ def describe(providers: Sequence[Provider]) -> list[dict[str, Any]]:
             "conditions": [c.slug for c in p.conditions],
             "languages": p.languages,
             "contact_email": p.contact_email,
+            "city": p.city,
             "daily_capacity": p.daily_capacity,
             "weight": p.weight,
             "active": p.active,

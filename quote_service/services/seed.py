@@ -159,6 +159,7 @@ def _seed_providers(rows: list[dict], sample: bool, report: SeedReport) -> None:
             "destination_code": row["destination"],
             "languages": row["languages"],
             "contact_email": row["contact_email"],
+            "city": row.get("city"),
             "daily_capacity": row["daily_capacity"],
             "weight": row["weight"],
             "active": row["active"],

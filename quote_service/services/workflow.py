@@ -274,7 +274,7 @@ def resend_acknowledgement(reference: str, note: str | None, actor: str) -> Noti
         # The first one is the worker's, after routing; a resend now would make two.
         raise Conflict(f"{request.reference} has not been acknowledged yet; nothing to resend.")
     notification = notifications.prepare_acknowledgement(
-        request, dedupe_key=f"acknowledgement:{request.id}:resend:{count + 1}"
+        request, dedupe_key=f"acknowledgement:{request.id}:resend:{count + 1}", resend=True
     )
     timeline.record(
         request,

@@ -28,6 +28,7 @@ from quote_service.i18n import (
     use_language,
 )
 from quote_service.schemas.intake import QuoteRequestInSchema, origin_of
+from quote_service.services import catalog as catalog_service
 from quote_service.services import intake
 from quote_service.web import receipts
 from quote_service.web.form import GENERAL, FormPage, language_name
@@ -65,6 +66,7 @@ def language_context() -> dict[str, Any]:
     return {
         "current_language": current_language(),
         "languages": [(code, language_name(code)) for code in LANGUAGES],
+        "organisation": catalog_service.organisation(),
     }
 
 
