@@ -42,6 +42,22 @@ def test_the_page_shows_the_request_and_the_sent_quote_in_the_patients_language(
     assert "<script" not in html  # works without JavaScript
 
 
+def test_the_page_says_who_we_are(client: FlaskClient, app: Flask, portugal):
+    request = routed(portugal)
+    app.config.update(
+        ORGANISATION_NAME="Harbour Health Facilitators",
+        ORGANISATION_ADDRESS="1 Quay Street, 1000 Brussels",
+        CONTACT_EMAIL="hello@harbour.example",
+        PRIVACY_POLICY_URL="https://harbour.example/privacy",
+    )
+    html = page(client, token(request)).get_data(as_text=True)
+    footer = html[html.index('<footer class="site-footer">') :]
+    assert "Harbour Health Facilitators" in footer
+    assert "1 Quay Street, 1000 Brussels" in footer
+    assert 'href="mailto:hello@harbour.example"' in footer
+    assert 'href="https://harbour.example/privacy"' in footer
+
+
 def test_the_page_sends_the_headers_of_a_secret_link(client: FlaskClient, portugal):
     request = routed(portugal)
     response = page(client, token(request))

@@ -24,12 +24,18 @@ from quote_service.extensions import db, limiter
 from quote_service.i18n import DEFAULT_LANGUAGE, current_language, supported, use_language
 from quote_service.models import PrivacyRequest, QuoteRequest
 from quote_service.schemas.patient import InterestInSchema, PrivacyRequestInSchema
-from quote_service.services import patient_link, patient_tokens
+from quote_service.services import catalog, patient_link, patient_tokens
 from quote_service.web.link_security import secure_headers
 from quote_service.web.views import as_page_errors
 
 bp = Blueprint("patient_pages", __name__, url_prefix="/p")
 bp.after_request(secure_headers)
+
+
+@bp.context_processor
+def who_we_are() -> dict[str, Any]:
+    """The facilitator's name, address, contact and privacy notice, at the foot of the page."""
+    return {"organisation": catalog.organisation()}
 
 DONE_MESSAGES = {
     "interest": _l(

@@ -107,6 +107,8 @@ class WorkerProcess:
         self._process: subprocess.Popen[bytes] | None = None
         #: Whether the last `stop()` ended by itself, within STOP_TIMEOUT.
         self.stopped_warm: bool | None = None
+        #: The command lines of the worker's processes still there when a warm stop timed out.
+        self.left_after_term: list[list[str]] = []
 
     @property
     def pid(self) -> int | None:
@@ -193,6 +195,7 @@ class WorkerProcess:
                 wchan = Path(f"/proc/{each}/wchan").read_text()
             except OSError:
                 continue
+            self.left_after_term.append(command_line(each))
             lines.append(f"  {each} {state} {wchan} {' '.join(command_line(each))}")
         with open(self.log_path, "a") as log_file:
             log_file.write("\n".join(lines) + "\n")
