@@ -10,8 +10,8 @@ import redis
 from flask import Flask
 
 from quote_service.extensions import db
-from quote_service.models import Invitation, QuoteRequest
-from quote_service.services import clinic_quotes, invitations
+from quote_service.models import Invitation
+from quote_service.services import invitations
 from quote_service.services.notifications import acknowledgement_disclaimers
 from tests.conftest import Caller
 from tests.support.servers import Server
@@ -128,13 +128,14 @@ def test_three_clinics_invited_two_quote_one_declines_and_the_patient_compares(
     assert len(required) >= 5 and all(disclaimer in lines for disclaimer in required)
     assert "quotes-are-estimates" not in ack.text()
 
-    with quotes_app.app_context():
-        request = db.session.execute(
-            db.select(QuoteRequest).where(QuoteRequest.reference == reference)
-        ).scalar_one()
-        clinic_quotes.record_interest(request, ids[1])
-        clinic_quotes.record_interest(request, ids[1])
-        db.session.remove()
+    # The patient opens the link of the quote email and picks bravo's quote
+    # (saying it twice changes nothing).
+    [patient_token] = set(re.findall(r"/p/([A-Za-z0-9_-]{43})\b", text))
+    for _ in range(2):
+        interest = client.post(
+            f"/api/v1/patient/{patient_token}/interest", json={"quote_id": ids[1]}
+        )
+        assert interest.status_code == 200, interest.get_json()
     assert wait_until(
         lambda: (
             len(smtp.to("coordinators@quote-service.example")) == 1 and all_outbox_done(quotes_app)
