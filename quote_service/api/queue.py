@@ -10,8 +10,9 @@ import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import request
+from flask import Response, request
 
+from quote_service.api import queue_csv
 from quote_service.api.auth import COORDINATOR, actor, current_user, requires
 from quote_service.api.parsing import Blueprint
 from quote_service.errors import InvalidFields
@@ -97,8 +98,15 @@ def expected_version(body: dict[str, Any]) -> tuple[int | None, bool]:
 @requires("coordinator")
 @blp.arguments(QueueQuerySchema, location="query")
 @blp.response(200, QueuePageSchema)
-def list_quote_requests(filters: dict[str, Any]) -> dict[str, Any]:
-    """The queue: filter, search and page through requests (keyset cursor)"""
+def list_quote_requests(filters: dict[str, Any]) -> dict[str, Any] | Response:
+    """The queue: filter, search and page through requests (keyset cursor)
+
+    With `Accept: text/csv` or `format=csv`: every matching request as CSV,
+    streamed (no name, contact detail or message text in it); the export is
+    written to the access log with who made it and its filters.
+    """
+    if queue_csv.wanted(filters):
+        return queue_csv.export(filters, current_user(), actor())
     items, next_cursor = queue.list_requests(filters, current_user().id)
     return {"items": items, "next_cursor": next_cursor}
 

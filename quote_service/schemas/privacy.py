@@ -34,6 +34,9 @@ class AccessLogEntrySchema(ma.Schema):
     action = ma.fields.String()
     quote_request_id = ma.fields.Integer(allow_none=True)
     subject_hash = ma.fields.String(allow_none=True)
+    detail = ma.fields.Dict(
+        allow_none=True, metadata={"description": "A queue export: its filters and format."}
+    )
     at = ma.fields.DateTime()
 
 

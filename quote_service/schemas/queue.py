@@ -57,6 +57,13 @@ class QueueQuerySchema(StrictSchema):
         validate=ma.validate.Length(max=200),
         metadata={"description": "`next_cursor` of the previous page."},
     )
+    format = Text(
+        validate=ma.validate.OneOf(["json", "csv"]),
+        metadata={
+            "description": "`csv`: every matching request as CSV (as `Accept: text/csv`), "
+            "streamed, without paging; `limit` and `cursor` do not apply."
+        },
+    )
 
 
 class ProviderRefSchema(ma.Schema):

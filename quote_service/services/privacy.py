@@ -48,6 +48,7 @@ def record_access(
     action: str,
     quote_request_id: int | None = None,
     subject: str | None = None,
+    detail: dict[str, Any] | None = None,
 ) -> None:
     """Note who read or exported what; the caller commits."""
     db.session.add(
@@ -57,6 +58,7 @@ def record_access(
             action=action,
             quote_request_id=quote_request_id,
             subject_hash=keyring().lookup_hash(subject) if subject else None,
+            detail=detail,
             at=utcnow(),
         )
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -147,6 +148,26 @@ def list_requests(
     page = rows[:limit]
     attach_viewers(page)
     return page, next_cursor
+
+
+# Rows read per round trip when the whole queue is exported.
+EXPORT_BATCH = 500
+
+
+def each_request(filters: dict[str, Any], current_user_id: int) -> Iterator[QuoteRequest]:
+    """Every request matching the filters, in their sort order, read in keyset batches.
+
+    A batch is let go of once it has been handed on, so an export of the whole
+    queue holds one batch in memory, never the queue.
+    """
+    page_filters = {**filters, "limit": EXPORT_BATCH, "cursor": None}
+    while True:
+        items, next_cursor = list_requests(page_filters, current_user_id)
+        yield from items
+        db.session.expunge_all()
+        if next_cursor is None:
+            return
+        page_filters["cursor"] = next_cursor
 
 
 def count_requests(filters: dict[str, Any], current_user_id: int, cap: int) -> int:
