@@ -11,7 +11,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from contextvars import copy_context
-from typing import Any
 
 import redis
 from flask import Flask
@@ -19,6 +18,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.pool import NullPool
+
+from quote_service.config import engine_options
 
 log = logging.getLogger(__name__)
 
@@ -51,17 +52,11 @@ def readiness_engine(app: Flask) -> Engine:
     engine = app.extensions.get("readiness_engine")
     if engine is None:
         url = app.config["SQLALCHEMY_DATABASE_URI"]
-        connect_args: dict[str, Any] = {}
-        if url.startswith("postgresql"):
-            connect_args = {
-                "connect_timeout": PROBE_CONNECT_TIMEOUT_SECONDS,
-                "options": f"-c statement_timeout={PROBE_STATEMENT_TIMEOUT_MS}",
-            }
-        elif url.startswith("sqlite"):
-            connect_args = {"timeout": PROBE_TIMEOUT_SECONDS}
-        engine = create_engine(
-            url, poolclass=NullPool, hide_parameters=True, connect_args=connect_args
-        )
+        # The app's own engine settings, with the probe's short waits and no pool.
+        options = engine_options(url, PROBE_STATEMENT_TIMEOUT_MS, PROBE_CONNECT_TIMEOUT_SECONDS)
+        options.pop("pool_timeout", None)
+        options.pop("pool_pre_ping", None)
+        engine = create_engine(url, poolclass=NullPool, **options)
         app.extensions["readiness_engine"] = engine
     return engine
 
