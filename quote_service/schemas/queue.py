@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
+from marshmallow.utils import get_value
 
-from quote_service.models import MAX_ID, RequestStatus
+from quote_service.models import MAX_ID, RequestStatus, utcnow, vocabulary
 from quote_service.schemas.base import StrictSchema, Text, UTCDateTime
 from quote_service.schemas.fields import ID_RANGE, CountryCode
 from quote_service.schemas.quotes import InvitationSchema, QuoteSchema
+from quote_service.services import sla
 
 NOTE = Text(multiline=True, validate=ma.validate.Length(min=1, max=5000))
 VERSION = ma.fields.Integer(
@@ -37,8 +39,11 @@ class QueueQuerySchema(StrictSchema):
     created_after = UTCDateTime()
     created_before = UTCDateTime()
     sla = Text(
-        validate=ma.validate.OneOf(["breached"]),
-        metadata={"description": "`breached`: no first response within the SLA."},
+        validate=ma.validate.OneOf(["breached", "due_soon"]),
+        metadata={
+            "description": "`breached`: no first response within the SLA; `due_soon`: "
+            "none yet, and due within the last quarter of the SLA."
+        },
     )
     waiting_on = Text(
         validate=ma.validate.OneOf(["clinic"]),
@@ -49,8 +54,12 @@ class QueueQuerySchema(StrictSchema):
     )
     sort = Text(
         load_default="newest",
-        validate=ma.validate.OneOf(["newest", "oldest"]),
-        metadata={"description": "`newest` first (default) or `oldest` first (FIFO work)."},
+        validate=ma.validate.OneOf(["newest", "oldest", "sla"]),
+        metadata={
+            "description": "`newest` first (default), `oldest` first (FIFO work), or `sla`: "
+            "most urgent first (the requests awaiting a first response, soonest due first; "
+            "then the others, oldest first)."
+        },
     )
     limit = ma.fields.Integer(load_default=25, validate=ma.validate.Range(min=1, max=100))
     cursor = Text(
@@ -94,7 +103,29 @@ class QueueItemSchema(ma.Schema):
     treatment = ma.fields.String(attribute="treatment_slug")
     preferred_language = ma.fields.String()
     full_name = ma.fields.String()
+    country_of_residence = ma.fields.String()
+    patient_age = ma.fields.Integer(allow_none=True)
     urgent = ma.fields.Boolean(metadata={"description": "Flagged for urgent symptoms."})
+    sla_due_at = ma.fields.Method(
+        "dump_sla_due_at",
+        metadata={
+            "type": "string",
+            "format": "date-time",
+            "nullable": True,
+            "description": "When a first response is due; null once someone has responded.",
+        },
+    )
+    waiting_seconds = ma.fields.Method(
+        "dump_waiting_seconds",
+        metadata={
+            "type": "integer",
+            "nullable": True,
+            "description": "Seconds since the patient sent it, while it is open; null once ended.",
+        },
+    )
+    last_activity_at = ma.fields.DateTime(
+        metadata={"description": "The time of its latest timeline event."}
+    )
     provider = ma.fields.Nested(ProviderRefSchema, allow_none=True)
     assignee = ma.fields.Nested(UserRefSchema, allow_none=True)
     viewers = ma.fields.List(
@@ -102,6 +133,15 @@ class QueueItemSchema(ma.Schema):
         dump_default=list,
         metadata={"description": "Console users who have the request open now."},
     )
+
+    def dump_sla_due_at(self, item: Any) -> str | None:
+        clock = sla.clock(get_value(item, "created_at"), get_value(item, "status"))
+        return clock["due_at"].isoformat() if clock else None
+
+    def dump_waiting_seconds(self, item: Any) -> int | None:
+        if get_value(item, "status") not in vocabulary.OPEN:
+            return None
+        return int((utcnow() - get_value(item, "created_at")).total_seconds())
 
 
 class QueuePageSchema(ma.Schema):
@@ -175,8 +215,6 @@ class DuplicateRefSchema(ma.Schema):
 class RequestDetailSchema(QueueItemSchema):
     email = ma.fields.String()
     phone = ma.fields.String(allow_none=True)
-    country_of_residence = ma.fields.String()
-    patient_age = ma.fields.Integer(allow_none=True)
     travel_from = ma.fields.Date(allow_none=True)
     travel_to = ma.fields.Date(allow_none=True)
     budget_eur = ma.fields.Integer(allow_none=True)

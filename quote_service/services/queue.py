@@ -36,14 +36,24 @@ from quote_service.services import (
 from quote_service.services.privacy import record_access
 from quote_service.services.references import is_reference
 
+# sort=sla pages through two runs: the requests whose first-response clock runs
+# (soonest due first), then those without one; a cursor names its run.
+SLA_RUNS = {"sla": True, "sla:rest": False}
+
 
 def encode_cursor(request: QuoteRequest, sort: str) -> str:
+    if sort == "sla" and request.status not in vocabulary.AWAITING_FIRST_RESPONSE:
+        sort = "sla:rest"
     raw = json.dumps([request.created_at.isoformat(), request.id, sort]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
 def decode_cursor(cursor: str, sort: str) -> tuple[datetime, int]:
     """The (created_at, id) a page starts after; a cursor is opaque to clients."""
+    return _decode(cursor, sort)[:2]
+
+
+def _decode(cursor: str, sort: str) -> tuple[datetime, int, str]:
     invalid = InvalidFields({"cursor": ["This cursor is not valid; start again without it."]})
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
@@ -61,9 +71,9 @@ def decode_cursor(cursor: str, sort: str) -> tuple[datetime, int]:
         moment = moment.astimezone(UTC)
     except OverflowError:
         raise invalid from None
-    if cursor_sort != sort:
+    if cursor_sort != sort and not (sort == "sla" and cursor_sort in SLA_RUNS):
         raise InvalidFields({"cursor": ["This cursor belongs to another sort order."]})
-    return moment, id_
+    return moment, id_, cursor_sort
 
 
 def _search(statement: Any, q: str) -> Any:
@@ -105,6 +115,8 @@ def filtered(filters: dict[str, Any], current_user_id: int) -> Any:
         statement = statement.where(QuoteRequest.created_at < filters["created_before"])
     if filters.get("sla") == "breached":
         statement = statement.where(sla.breached())
+    elif filters.get("sla") == "due_soon":
+        statement = statement.where(sla.due_soon())
     if filters.get("waiting_on") == "clinic":
         # An invited clinic owes the request an answer (its invitation is open).
         statement = statement.where(
@@ -133,21 +145,48 @@ def list_requests(
         defer(QuoteRequest.phone),
         defer(QuoteRequest.message),
     )
-    key = db.tuple_(QuoteRequest.created_at, QuoteRequest.id)
-    if filters.get("cursor"):
-        position = decode_cursor(filters["cursor"], sort)
-        statement = statement.where(key < position if sort == "newest" else key > position)
-    if sort == "newest":
-        statement = statement.order_by(QuoteRequest.created_at.desc(), QuoteRequest.id.desc())
-    else:
-        statement = statement.order_by(QuoteRequest.created_at, QuoteRequest.id)
-
     limit = filters["limit"]
-    rows = list(db.session.execute(statement.limit(limit + 1)).scalars().unique())
+    cursor = _decode(filters["cursor"], sort) if filters.get("cursor") else None
+    if sort == "sla":
+        rows = _sla_rows(statement, cursor, limit + 1)
+    else:
+        rows = _rows(statement, cursor[:2] if cursor else None, sort == "newest", limit + 1)
     next_cursor = encode_cursor(rows[limit - 1], sort) if len(rows) > limit else None
     page = rows[:limit]
     attach_viewers(page)
+    attach_last_activity(page)
     return page, next_cursor
+
+
+def _rows(
+    statement: Any, position: tuple[datetime, int] | None, newest: bool, count: int
+) -> list[QuoteRequest]:
+    """`count` rows in (created_at, id) order after `position`: one index range scan."""
+    key = db.tuple_(QuoteRequest.created_at, QuoteRequest.id)
+    if position is not None:
+        statement = statement.where(key < position if newest else key > position)
+    if newest:
+        statement = statement.order_by(QuoteRequest.created_at.desc(), QuoteRequest.id.desc())
+    else:
+        statement = statement.order_by(QuoteRequest.created_at, QuoteRequest.id)
+    return list(db.session.execute(statement.limit(count)).scalars().unique())
+
+
+def _sla_rows(
+    statement: Any, cursor: tuple[datetime, int, str] | None, count: int
+) -> list[QuoteRequest]:
+    """Most urgent first: the requests whose SLA clock runs, soonest due (oldest) first;
+    then the others, oldest first."""
+    clocked = QuoteRequest.status.in_(vocabulary.AWAITING_FIRST_RESPONSE)
+    in_first_run = cursor is None or SLA_RUNS[cursor[2]]
+    rows: list[QuoteRequest] = []
+    if in_first_run:
+        position = cursor[:2] if cursor else None
+        rows = _rows(statement.where(clocked), position, False, count)
+    if len(rows) < count:
+        position = None if in_first_run or cursor is None else cursor[:2]
+        rows += _rows(statement.where(~clocked), position, False, count - len(rows))
+    return rows
 
 
 # Rows read per round trip when the whole queue is exported.
@@ -194,6 +233,19 @@ def count_many(filter_sets: list[dict[str, Any]], current_user_id: int, cap: int
         for filters in filter_sets
     ]
     return list(db.session.execute(db.select(*counts)).one())
+
+
+def attach_last_activity(requests: list[QuoteRequest]) -> None:
+    """Set each request's `last_activity_at`: its latest timeline event (one query)."""
+    latest = dict(
+        db.session.execute(
+            db.select(Event.quote_request_id, db.func.max(Event.at))
+            .where(Event.quote_request_id.in_([request.id for request in requests]))
+            .group_by(Event.quote_request_id)
+        ).all()
+    )
+    for request in requests:
+        request.last_activity_at = latest.get(request.id, request.updated_at)  # type: ignore[attr-defined]
 
 
 def attach_viewers(requests: list[QuoteRequest]) -> None:
@@ -268,6 +320,7 @@ def detail(reference: str, reader: str, reader_id: int | None) -> dict[str, Any]
         **columns,
         "provider": request.provider,
         "assignee": request.assignee,
+        "last_activity_at": max((event.at for event in events), default=request.updated_at),
         "routing": {"decision": decisions[-1] if decisions else None, "history": decisions},
         "notifications": notifications,
         "invitations": invitations.invitations_of(request.id),

@@ -36,6 +36,17 @@ def breached(now: datetime | None = None) -> ColumnElement[bool]:
 DUE_SOON_SHARE = 0.75
 
 
+def due_soon(now: datetime | None = None) -> ColumnElement[bool]:
+    """SQL condition: no first response yet, and due within the last quarter of the SLA."""
+    now = now or utcnow()
+    allowed = timedelta(hours=first_response_hours())
+    return and_(
+        QuoteRequest.status.in_(AWAITING_FIRST_RESPONSE),
+        QuoteRequest.created_at >= now - allowed,
+        QuoteRequest.created_at < now - allowed * DUE_SOON_SHARE,
+    )
+
+
 def clock(created_at: datetime, status: str, now: datetime | None = None) -> dict | None:
     """A request's first-response clock, or None once someone has responded.
 
