@@ -61,3 +61,8 @@ def mailbox(address: str) -> str:
         return address.strip().lower()
     untagged = local.split("+", 1)[0] or local
     return f"{untagged}@{domain}".lower()
+
+
+def domain_of(address: str) -> str:
+    """The address's domain, lower case, as `@domain` (what a search for a domain types)."""
+    return "@" + address.strip().rpartition("@")[2].lower()

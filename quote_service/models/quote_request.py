@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import JSON, Date, ForeignKey, Index, String, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
-from quote_service.addresses import mailbox
+from quote_service.addresses import domain_of, mailbox
 from quote_service.crypto import keyring
+from quote_service.folding import fold
 from quote_service.models.base import Base, EncryptedText, UTCDateTime, utcnow
 from quote_service.models.vocabulary import RequestStatus
 
@@ -31,11 +32,15 @@ class QuoteRequest(Base):
     status: Mapped[str] = mapped_column(String(20), default=RequestStatus.RECEIVED)
 
     full_name: Mapped[str] = mapped_column(String(200))
+    # The name without accents or case, for the coordinators' search (set with full_name).
+    name_folded: Mapped[str | None] = mapped_column(String(200))
     # Encrypted at rest; found by their keyed hashes (see quote_service.crypto).
     email: Mapped[str] = mapped_column(EncryptedText)
     email_hash: Mapped[str | None] = mapped_column(String(64))
     # The inbox (the address without its +tag), for the duplicate check.
     email_mailbox_hash: Mapped[str | None] = mapped_column(String(64))
+    # The keyed hash of the address's domain: a search for "@example.org" finds it.
+    email_domain_hash: Mapped[str | None] = mapped_column(String(64))
     phone: Mapped[str | None] = mapped_column(EncryptedText)
     phone_hash: Mapped[str | None] = mapped_column(String(64))
     country_of_residence: Mapped[str] = mapped_column(String(2))
@@ -109,6 +114,7 @@ class QuoteRequest(Base):
         Index("ix_quote_request_email_hash", "email_hash", "created_at"),
         Index("ix_quote_request_mailbox_hash", "email_mailbox_hash", "created_at"),
         Index("ix_quote_request_phone_hash", "phone_hash"),
+        Index("ix_quote_request_domain_hash", "email_domain_hash", "created_at"),
         Index("ix_quote_request_urgent_created", "urgent", "created_at", "id"),
     )
 
@@ -116,6 +122,12 @@ class QuoteRequest(Base):
     def _hash_email(self, key: str, value: str) -> str:
         self.email_hash = keyring().lookup_hash(value) if value else None
         self.email_mailbox_hash = keyring().lookup_hash(mailbox(value)) if value else None
+        self.email_domain_hash = keyring().lookup_hash(domain_of(value)) if value else None
+        return value
+
+    @validates("full_name")
+    def _fold_name(self, key: str, value: str) -> str:
+        self.name_folded = fold(value) if value else None
         return value
 
     @validates("phone")

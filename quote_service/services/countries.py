@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import unicodedata
 from functools import lru_cache
 
 import pycountry
 from babel import Locale
 
-
-def _sort_key(name: str) -> str:
-    # Accents do not move a country in the alphabet: Émirats sorts with E.
-    decomposed = unicodedata.normalize("NFKD", name)
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+from quote_service.folding import fold
 
 
 @lru_cache(maxsize=8)
@@ -20,7 +15,8 @@ def countries(language: str) -> tuple[tuple[str, str], ...]:
     """`(alpha-2 code, name)` of every ISO 3166-1 country, sorted by name in `language`."""
     names = Locale.parse(language).territories
     rows = [(c.alpha_2, names.get(c.alpha_2) or c.name) for c in pycountry.countries]
-    return tuple(sorted(rows, key=lambda row: _sort_key(row[1])))
+    # Accents do not move a country in the alphabet: Émirats sorts with E.
+    return tuple(sorted(rows, key=lambda row: fold(row[1])))
 
 
 def country_name(code: str, language: str) -> str:

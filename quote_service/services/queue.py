@@ -5,16 +5,21 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import email_validator
+import phonenumbers
+from phonenumbers import SUPPORTED_REGIONS
 from sqlalchemy.orm import defer, joinedload, selectinload
 
+from quote_service.addresses import domain_of
 from quote_service.crypto import keyring
 from quote_service.errors import InvalidFields, NotFound
 from quote_service.extensions import db
+from quote_service.folding import fold
 from quote_service.models import (
     MAX_ID,
     Event,
@@ -76,18 +81,52 @@ def _decode(cursor: str, sort: str) -> tuple[datetime, int, str]:
     return moment, id_, cursor_sort
 
 
+# What a phone number typed into the search may look like: digits, spaces and
+# the usual separators, a leading + or 00; at least 6 digits.
+PHONE_LIKE = re.compile(r"^\+?[\d\s().\-/]{6,}$")
+
+
+def phone_candidates(q: str) -> set[str]:
+    """Every E.164 number `q` can be read as: itself if international, else in any country.
+
+    A national number names no country, and the patient may live anywhere: it
+    is read in each region whose rules make it a valid number there.
+    """
+    if not PHONE_LIKE.match(q) or sum(c.isdigit() for c in q) < 6:
+        return set()
+    text = "+" + q.strip()[2:] if q.strip().startswith("00") else q
+    regions = [None] if text.strip().startswith("+") else sorted(SUPPORTED_REGIONS)
+    found = set()
+    for region in regions:
+        try:
+            number = phonenumbers.parse(text, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(number):
+            found.add(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+    return found
+
+
 def _search(statement: Any, q: str) -> Any:
-    """`q` is a reference, an exact email address, or part of a name."""
+    """`q` is a reference, an email address or its domain, a phone number, or part of a name."""
     if is_reference(q.upper()):
         return statement.where(QuoteRequest.reference == q.upper())
+    if q.startswith("@") and "@" not in q[1:]:
+        hashes = keyring().lookup_hashes(domain_of(q))
+        return statement.where(QuoteRequest.email_domain_hash.in_(hashes))
     if "@" in q:
         try:
             email = email_validator.validate_email(q, check_deliverability=False).normalized
         except email_validator.EmailNotValidError:
             email = q
         return statement.where(QuoteRequest.email_hash.in_(keyring().lookup_hashes(email)))
-    pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    return statement.where(QuoteRequest.full_name.ilike(pattern, escape="\\"))
+    phones = phone_candidates(q)
+    if phones:
+        hashes = [h for phone in sorted(phones) for h in keyring().lookup_hashes(phone)]
+        return statement.where(QuoteRequest.phone_hash.in_(hashes))
+    folded = fold(q)
+    pattern = "%" + folded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return statement.where(QuoteRequest.name_folded.like(pattern, escape="\\"))
 
 
 def filtered(filters: dict[str, Any], current_user_id: int) -> Any:
