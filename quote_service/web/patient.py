@@ -37,6 +37,7 @@ def who_we_are() -> dict[str, Any]:
     """The facilitator's name, address, contact and privacy notice, at the foot of the page."""
     return {"organisation": catalog.organisation()}
 
+
 DONE_MESSAGES = {
     "interest": _l(
         "Thank you: our coordinators know which quote interests you. A coordinator will get "
