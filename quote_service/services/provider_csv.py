@@ -118,10 +118,7 @@ def _apply_rows(lines: Iterable[str], report: dict[str, list[str]]) -> list[str]
         try:
             _, changed = providers.save(data, existing, refused=refused)
         except InvalidFields as error:
-            problems.extend(
-                f"row {number}: {field}: {' '.join(str(msg) for msg in msgs)}"
-                for field, msgs in error.fields.items()
-            )
+            problems += [f"row {number}: {line}" for line in providers.error_lines(error)]
             continue
         action = "created" if existing is None else "updated" if changed else "unchanged"
         report[action].append(data["slug"])

@@ -227,6 +227,12 @@ def refused_body_errors(
     return body_errors(data, refused, provider)[1]
 
 
+def error_lines(error: InvalidFields) -> list[str]:
+    """A refusal as `field: message` lines, for a file's report (CSV import, seed)."""
+    # str(): the schema's messages may be lazy (translated) strings.
+    return [f"{name}: {' '.join(str(msg) for msg in msgs)}" for name, msgs in error.fields.items()]
+
+
 def with_figures(providers: Sequence[Provider]) -> list[ProviderFigures]:
     """Providers with today's routed count and their answers (one query each for all)."""
     loads = loads_today([p.id for p in providers], utcnow())

@@ -168,10 +168,7 @@ def _seed_providers(rows: list[dict], sample: bool, report: SeedReport) -> list[
         try:
             _, changed = providers.save(row, existing, sample=sample)
         except InvalidFields as error:
-            problems += [
-                f"provider {row['slug']}: {field}: {' '.join(str(msg) for msg in msgs)}"
-                for field, msgs in error.fields.items()
-            ]
+            problems += [f"provider {row['slug']}: {line}" for line in providers.error_lines(error)]
             continue
         if existing is None:
             report.created.append(f"provider {row['slug']}")
