@@ -324,6 +324,48 @@ def test_catalog_errors_of_a_row_are_the_providers_api_errors(
     assert "test-far" not in provider_rows(app)
 
 
+def test_a_rows_schema_and_catalog_errors_are_named_together(
+    app: Flask, runner: FlaskCliRunner, tmp_path: Path, test_providers: None
+):
+    # A bad email (the schema's) and a condition Antigua does not offer and an
+    # unknown language (the catalog's), on one row: all three in one refusal.
+    path = write_csv(
+        tmp_path, "test-both,Both Clinic,AG,diabetes-type-1,en;xx,not-an-email,5,1,true"
+    )
+
+    result = runner.invoke(args=["providers", "import", "--file", str(path)])
+
+    assert result.exit_code == 1
+    problems = [line for line in result.output.splitlines() if line.startswith("row ")]
+    assert problems == [
+        "row 2: contact_email: Enter a valid email address: it needs one @ sign, "
+        "as in name@example.org.",
+        "row 2: conditions: diabetes-type-1 is not offered at AG.",
+        "row 2: languages: Unknown language: xx.",
+    ]
+    assert "test-both" not in provider_rows(app)
+
+
+def test_an_existing_providers_row_is_checked_as_the_change_it_makes(
+    app: Flask, runner: FlaskCliRunner, tmp_path: Path, test_providers: None
+):
+    # A seeded clinic moved to Antigua with a condition Antigua does not offer,
+    # and a weight out of range: both named, and the clinic stays as it was.
+    before = provider_rows(app)
+    path = write_csv(
+        tmp_path,
+        "brussels-neuro-sample,Brussels (sample),AG,diabetes-type-1,en,"
+        "intake@brussels-neuro.sample.example,20,0,true",
+    )
+
+    result = runner.invoke(args=["providers", "import", "--file", str(path)])
+
+    assert result.exit_code == 1
+    assert "row 2: weight: Must be greater than or equal to 1" in result.output
+    assert "row 2: conditions: diabetes-type-1 is not offered at AG." in result.output
+    assert provider_rows(app) == before
+
+
 @pytest.mark.parametrize(
     "header",
     [

@@ -13,7 +13,6 @@ from werkzeug.exceptions import HTTPException
 
 from quote_service.api.auth import ADMIN, COORDINATOR, current_user, requires
 from quote_service.api.parsing import Blueprint
-from quote_service.errors import FieldErrors
 from quote_service.schemas.providers import (
     ProviderCreateSchema,
     ProviderListSchema,
@@ -31,33 +30,26 @@ blp = Blueprint(
 )
 
 
-CatalogCheck = Callable[..., FieldErrors]
-
-
-def with_catalog_errors(check: CatalogCheck) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def with_catalog_errors(view: Callable[..., Any]) -> Callable[..., Any]:
     """Around `blp.arguments`: a body refused for its shape (422) is still checked
     against the catalog, so that one answer names every error (README).
 
-    `check(valid, refused, **view_kwargs)` gets the fields that passed the schema
-    and the names of those that did not, and returns the catalog's errors of the
-    others; they are added to the 422.
+    The providers service judges the fields that passed the schema, as it does
+    for a CSV row or a catalog file entry; its errors are added to the 422.
     """
 
-    def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
-        @wraps(view)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return view(*args, **kwargs)
-            except HTTPException as error:
-                add_catalog_errors(error, check, kwargs)
-                raise
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return view(*args, **kwargs)
+        except HTTPException as error:
+            add_catalog_errors(error, kwargs.get("provider_id"))
+            raise
 
-        return wrapper
-
-    return decorator
+    return wrapper
 
 
-def add_catalog_errors(error: HTTPException, check: CatalogCheck, kwargs: dict[str, Any]) -> None:
+def add_catalog_errors(error: HTTPException, provider_id: int | None) -> None:
     """Add the catalog's errors to webargs' `{location: {field: [msg]}}` of a 422."""
     refused = getattr(error, "exc", None)
     messages = (getattr(error, "data", None) or {}).get("messages")
@@ -72,7 +64,8 @@ def add_catalog_errors(error: HTTPException, check: CatalogCheck, kwargs: dict[s
     per_field = next(iter(messages.values()))
     if not isinstance(per_field, dict):
         return
-    for field, texts in check(refused.valid_data, set(per_field), **kwargs).items():
+    errors = providers.refused_body_errors(refused.valid_data, per_field, provider_id)
+    for field, texts in errors.items():
         per_field.setdefault(field, texts)
 
 
@@ -88,15 +81,15 @@ class Providers(MethodView):
 
     @requires("admin")
     @blp.doc(security=ADMIN)
-    @with_catalog_errors(providers.creation_catalog_errors)
+    @with_catalog_errors
     @blp.arguments(ProviderCreateSchema)
     @blp.response(201, ProviderOutSchema)
     @blp.alt_response(409, response="CONFLICT", description="The slug is taken.")
-    def post(self, data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    def post(self, data: dict[str, Any]) -> tuple[providers.ProviderFigures, dict[str, str]]:
         """Add a provider (admin)"""
-        provider = providers.create_provider(data, current_user().id)
-        location = url_for("providers.ProviderById", provider_id=provider["id"])
-        return provider, {"Location": location}
+        created = providers.create_provider(data, current_user().id)
+        location = url_for("providers.ProviderById", provider_id=created.provider.id)
+        return created, {"Location": location}
 
 
 @blp.route("/providers/<int:provider_id>")
@@ -105,17 +98,17 @@ class ProviderById(MethodView):
     @blp.doc(security=COORDINATOR)
     @blp.response(200, ProviderOutSchema)
     @blp.alt_response(404, response="NOT_FOUND")
-    def get(self, provider_id: int) -> dict[str, Any]:
+    def get(self, provider_id: int) -> providers.ProviderFigures:
         """One provider"""
         return providers.get_provider(provider_id)
 
     @requires("admin")
     @blp.doc(security=ADMIN)
-    @with_catalog_errors(providers.update_catalog_errors)
+    @with_catalog_errors
     @blp.arguments(ProviderUpdateSchema)
     @blp.response(200, ProviderOutSchema)
     @blp.alt_response(404, response="NOT_FOUND")
-    def patch(self, data: dict[str, Any], provider_id: int) -> dict[str, Any]:
+    def patch(self, data: dict[str, Any], provider_id: int) -> providers.ProviderFigures:
         """Change some of a provider's fields; the slug stays (admin)"""
         return providers.update_provider(provider_id, data, current_user().id)
 
@@ -123,7 +116,7 @@ class ProviderById(MethodView):
     @blp.doc(security=ADMIN)
     @blp.response(200, ProviderOutSchema)
     @blp.alt_response(404, response="NOT_FOUND")
-    def delete(self, provider_id: int) -> dict[str, Any]:
+    def delete(self, provider_id: int) -> providers.ProviderFigures:
         """Deactivate a provider (admin); it is never deleted
 
         Routing decisions point at providers, so the row stays: the provider

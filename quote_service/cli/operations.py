@@ -140,7 +140,7 @@ def providers_group() -> None:
 @with_appcontext
 def export_providers_command(path: Path | None) -> None:
     """Every provider, active or not, as CSV (the file `providers import` reads)."""
-    text = provider_csv.providers_csv(providers.list_providers())
+    text = provider_csv.providers_csv(providers.find_providers())
     if path is None:
         click.echo(text, nl=False)
         return

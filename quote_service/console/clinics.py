@@ -22,7 +22,9 @@ def clinics_page() -> Any:
     return render_template("console/clinics.html", clinics=providers.list_providers())
 
 
-def render_clinic(clinic: dict[str, Any], errors: dict, values: dict, status: int) -> Any:
+def render_clinic(
+    clinic: providers.ProviderFigures, errors: dict, values: dict, status: int
+) -> Any:
     page = render_template(
         "console/clinic.html",
         clinic=clinic,
@@ -37,8 +39,9 @@ def render_clinic(clinic: dict[str, Any], errors: dict, values: dict, status: in
 @admin_required
 def clinic_page(provider_id: int) -> Any:
     clinic = providers.get_provider(provider_id)
+    saved = {name: getattr(clinic.provider, name) for name in EDITABLE}
     if request.method == "GET":
-        return render_clinic(clinic, {}, clinic, 200)
+        return render_clinic(clinic, {}, saved, 200)
     # The API's own schema reads the change; the form's strings are what a form sends.
     body = {
         "daily_capacity": request.form.get("daily_capacity", "").strip(),
@@ -46,7 +49,7 @@ def clinic_page(provider_id: int) -> Any:
         "languages": request.form.getlist("languages"),
         "active": request.form.get("active") == "on",
     }
-    values = {**clinic, **body}
+    values = {**saved, **body}
     data, errors = load_body(ProviderUpdateSchema(only=EDITABLE), body)
     if data is None:
         return render_clinic(clinic, errors, values, 422)
@@ -56,7 +59,7 @@ def clinic_page(provider_id: int) -> Any:
         return render_clinic(
             clinic, refusal.fields or {"form": [refusal.message]}, values, refusal.status
         )
-    flash(f"{clinic['name']} saved.", "success")
+    flash(f"{clinic.provider.name} saved.", "success")
     return redirect(url_for("console.clinics_page"), 303)
 
 

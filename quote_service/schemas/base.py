@@ -49,6 +49,10 @@ class ListedMessages:
         return error
 
 
+# A catalog entry's or a provider's slug.
+Slug = ma.validate.Regexp(r"^[a-z0-9][a-z0-9-]{0,63}$", error="Use lower-case letters, digits, -.")
+
+
 def max_length(maximum: int) -> ma.validate.Length:
     return ma.validate.Length(max=maximum, error=_l("Use at most {max} characters."))
 

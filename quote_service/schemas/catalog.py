@@ -7,7 +7,8 @@ from typing import Any
 import marshmallow as ma
 from flask_babel import lazy_gettext as _l
 
-from quote_service.schemas.base import StrictSchema, Text
+from quote_service.schemas.base import Slug, StrictSchema, Text
+from quote_service.schemas.providers import ProviderCreateSchema
 
 
 class CatalogQuerySchema(StrictSchema):
@@ -100,7 +101,6 @@ class CatalogSchema(ma.Schema):
 # --- The catalog data file (`flask seed --file`) ---------------------------
 
 Names = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.String(), required=True)
-Slug = ma.validate.Regexp(r"^[a-z0-9][a-z0-9-]{0,63}$", error="Use lower-case letters, digits, -.")
 
 
 class FileNamedSchema(StrictSchema):
@@ -112,21 +112,6 @@ class FileDestinationSchema(StrictSchema):
     code = ma.fields.String(required=True, validate=ma.validate.Regexp(r"^[A-Z]{2}$"))
     names = Names
     conditions = ma.fields.List(ma.fields.String(), required=True)
-
-
-class FileProviderSchema(StrictSchema):
-    slug = ma.fields.String(required=True, validate=Slug)
-    name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
-    destination = ma.fields.String(required=True)
-    conditions = ma.fields.List(ma.fields.String(), required=True)
-    languages = ma.fields.List(ma.fields.String(), required=True)
-    contact_email = ma.fields.Email(required=True)
-    city = ma.fields.String(
-        allow_none=True, load_default=None, validate=ma.validate.Length(min=1, max=100)
-    )
-    daily_capacity = ma.fields.Integer(required=True, validate=ma.validate.Range(min=0))
-    weight = ma.fields.Integer(required=True, validate=ma.validate.Range(min=1))
-    active = ma.fields.Boolean(load_default=True)
 
 
 class FileScopeSchema(StrictSchema):
@@ -150,7 +135,9 @@ class CatalogFileSchema(StrictSchema):
     treatments = ma.fields.List(ma.fields.Nested(FileNamedSchema), required=True)
     conditions = ma.fields.List(ma.fields.Nested(FileNamedSchema), required=True)
     destinations = ma.fields.List(ma.fields.Nested(FileDestinationSchema), required=True)
-    providers = ma.fields.List(ma.fields.Nested(FileProviderSchema), load_default=list)
+    # Checked as the admin API checks a new provider; the seed then checks each
+    # against the catalog just loaded, as the API does (services.providers.save).
+    providers = ma.fields.List(ma.fields.Nested(ProviderCreateSchema), load_default=list)
     consent = Names
     disclaimers = ma.fields.List(ma.fields.Nested(FileDisclaimerSchema), required=True)
     quote_items = ma.fields.List(ma.fields.Nested(FileNamedSchema), load_default=list)

@@ -1,4 +1,9 @@
-"""Providers in the coordinators' API: list filters, create and update bodies, output."""
+"""Providers: list filters, the one input schema (create and update bodies), output.
+
+`ProviderCreateSchema` is what a provider is, wherever it comes from: the admin
+API's bodies, a row of `flask providers import` and an entry of the catalog
+file (`flask seed`). `ProviderUpdateSchema` is the same fields, each optional.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,8 @@ from typing import Any
 
 import marshmallow as ma
 
-from quote_service.schemas.base import StrictSchema, Text, WholeNumber
-from quote_service.schemas.catalog import Slug
+from quote_service.errors import FieldErrors, flatten_webargs_messages
+from quote_service.schemas.base import Slug, StrictSchema, Text, WholeNumber
 from quote_service.schemas.fields import CountryCode, Email
 
 # Bounded so that a typo is a 422, not an integer overflow in the database.
@@ -95,23 +100,51 @@ class ProviderCreateSchema(ProviderUpdateSchema):
             field_obj.required = True
 
 
-class ProviderOutSchema(ma.Schema):
-    id = ma.fields.Integer(required=True)
+def load_partly(schema: ma.Schema, body: Any) -> tuple[dict[str, Any], FieldErrors]:
+    """What `schema` makes of `body`: the fields it took, and its errors of the others.
+
+    The providers service judges the fields taken against the catalog, so that
+    one refusal names the schema's errors and the catalog's together.
+    """
+    try:
+        return schema.load(body), {}
+    except ma.ValidationError as error:
+        valid = error.valid_data if isinstance(error.valid_data, dict) else {}
+        fields, general = flatten_webargs_messages({"body": error.messages})
+        if general:
+            fields["_schema"] = general
+        return valid, fields
+
+
+class ConditionSlugSchema(ma.Schema):
     slug = ma.fields.String(required=True)
-    name = ma.fields.String(required=True)
-    destination = ma.fields.String(required=True, metadata={"example": "BE"})
-    conditions = ma.fields.List(ma.fields.String(), required=True)
-    languages = ma.fields.List(ma.fields.String(), required=True)
-    contact_email = ma.fields.String(required=True)
-    city = ma.fields.String(allow_none=True)
-    daily_capacity = ma.fields.Integer(required=True)
-    weight = ma.fields.Integer(required=True)
-    active = ma.fields.Boolean(required=True)
-    sample = ma.fields.Boolean(
-        required=True, metadata={"description": "Demo catalog data, not a real clinic."}
+
+
+class ProviderOutSchema(ma.Schema):
+    """A provider as the services give it (`ProviderFigures`): its row and what is counted."""
+
+    id = ma.fields.Integer(required=True, attribute="provider.id")
+    slug = ma.fields.String(required=True, attribute="provider.slug")
+    name = ma.fields.String(required=True, attribute="provider.name")
+    destination = ma.fields.String(
+        required=True, attribute="provider.destination_code", metadata={"example": "BE"}
     )
-    created_at = ma.fields.DateTime(required=True)
-    updated_at = ma.fields.DateTime(required=True)
+    conditions = ma.fields.Pluck(
+        ConditionSlugSchema, "slug", many=True, required=True, attribute="provider.conditions"
+    )
+    languages = ma.fields.List(ma.fields.String(), required=True, attribute="provider.languages")
+    contact_email = ma.fields.String(required=True, attribute="provider.contact_email")
+    city = ma.fields.String(allow_none=True, attribute="provider.city")
+    daily_capacity = ma.fields.Integer(required=True, attribute="provider.daily_capacity")
+    weight = ma.fields.Integer(required=True, attribute="provider.weight")
+    active = ma.fields.Boolean(required=True, attribute="provider.active")
+    sample = ma.fields.Boolean(
+        required=True,
+        attribute="provider.sample",
+        metadata={"description": "Demo catalog data, not a real clinic."},
+    )
+    created_at = ma.fields.DateTime(required=True, attribute="provider.created_at")
+    updated_at = ma.fields.DateTime(required=True, attribute="provider.updated_at")
     routed_today = ma.fields.Integer(
         required=True, metadata={"description": "Requests routed to it since midnight UTC."}
     )

@@ -13,8 +13,8 @@ from sqlalchemy.exc import IntegrityError
 
 from quote_service.errors import InvalidFields
 from quote_service.extensions import db
-from quote_service.models import Condition, Provider, utcnow
-from quote_service.schemas.providers import ProviderCreateSchema
+from quote_service.models import Provider
+from quote_service.schemas.providers import ProviderCreateSchema, load_partly
 from quote_service.services import providers
 
 log = logging.getLogger(__name__)
@@ -41,44 +41,41 @@ class ProviderFileError(ValueError):
         self.problems = problems
 
 
-def providers_csv(items: Iterable[dict[str, Any]]) -> str:
-    """Providers, as `providers.describe` gives them, as CSV text."""
+def providers_csv(items: Iterable[Provider]) -> str:
+    """Providers as CSV text."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(PROVIDER_COLUMNS)
-    for item in items:
+    for provider in items:
         writer.writerow(
             [
-                item["slug"],
-                item["name"],
-                item["destination"],
-                LIST_SEPARATOR.join(item["conditions"]),
-                LIST_SEPARATOR.join(item["languages"]),
-                item["contact_email"],
-                item["daily_capacity"],
-                item["weight"],
-                "true" if item["active"] else "false",
+                provider.slug,
+                provider.name,
+                provider.destination_code,
+                LIST_SEPARATOR.join(c.slug for c in provider.conditions),
+                LIST_SEPARATOR.join(provider.languages),
+                provider.contact_email,
+                provider.daily_capacity,
+                provider.weight,
+                "true" if provider.active else "false",
             ]
         )
     return buffer.getvalue()
 
 
 def import_providers(lines: Iterable[str]) -> dict[str, list[str]]:
-    """Check every row, then create or update providers by slug and commit once."""
-    rows = _checked_rows(lines)
+    """Create or update providers by slug, row by row, and commit once if every row was right.
+
+    Each row goes through the providers service as an admin's body would, so
+    a row's schema and catalog errors are named together. Any error refuses
+    the whole file (the session is rolled back) with every error of every row.
+    """
     report: dict[str, list[str]] = {"created": [], "updated": [], "unchanged": []}
-    for data, conditions in rows:
-        provider = db.session.execute(
-            db.select(Provider).where(Provider.slug == data["slug"])
-        ).scalar_one_or_none()
-        if provider is None:
-            providers.new_provider(data, conditions)
-            report["created"].append(data["slug"])
-        elif _update(provider, data, conditions):
-            report["updated"].append(data["slug"])
-        else:
-            report["unchanged"].append(data["slug"])
     try:
+        problems = _apply_rows(lines, report)
+        if problems:
+            db.session.rollback()
+            raise ProviderFileError(problems)
         db.session.commit()
     except IntegrityError:
         # A slug created elsewhere between our read and our commit.
@@ -90,18 +87,18 @@ def import_providers(lines: Iterable[str]) -> dict[str, list[str]]:
     return report
 
 
-def _checked_rows(lines: Iterable[str]) -> list[tuple[dict[str, Any], list[Condition]]]:
-    """Every row parsed and validated, or a ProviderFileError naming each bad row."""
+def _apply_rows(lines: Iterable[str], report: dict[str, list[str]]) -> list[str]:
+    """Save every row into the session, filling `report`; the problems of the bad rows."""
     reader = csv.DictReader(lines)
     header = reader.fieldnames or []
     missing = [name for name in PROVIDER_COLUMNS if name not in header]
     unknown = [name for name in header if name not in PROVIDER_COLUMNS]
     if missing or unknown or len(set(header)) != len(header):
         expected = ",".join(PROVIDER_COLUMNS)
-        raise ProviderFileError([f"row 1: the header must be {expected}"])
-    schema = ProviderCreateSchema()
+        return [f"row 1: the header must be {expected}"]
+    # The file has no city: a provider's stays as it is, a new one has none.
+    schema = ProviderCreateSchema(partial=("city",))
     problems: list[str] = []
-    checked: list[tuple[dict[str, Any], list[Condition]]] = []
     first_row: dict[str, int] = {}
     for raw in reader:
         # The line the row ends on: the header is row 1, as a spreadsheet numbers it,
@@ -110,27 +107,22 @@ def _checked_rows(lines: Iterable[str]) -> list[tuple[dict[str, Any], list[Condi
         if None in raw or any(value is None for value in raw.values()):
             problems.append(f"row {number}: expected {len(PROVIDER_COLUMNS)} cells")
             continue
-        try:
-            data = schema.load(_body(raw))
-        except ma.ValidationError as error:
-            problems.extend(_describe(number, _field_messages(error.messages)))
-            continue
-        slug = data["slug"]
+        data, refused = load_partly(schema, _body(raw))
+        slug = data.get("slug") if "slug" not in refused else None
         if slug in first_row:
             problems.append(f"row {number}: slug {slug} is on row {first_row[slug]} already")
             continue
-        first_row[slug] = number
+        if slug is not None:
+            first_row[slug] = number
+        existing = providers.provider_by_slug(slug) if slug is not None else None
         try:
-            # The providers API's own check against the catalog (destination,
-            # conditions offered there, languages), so both refuse alike.
-            conditions = providers.check_catalog(data, data["destination"], data["conditions"])
+            _, changed = providers.save(data, existing, refused=refused)
         except InvalidFields as error:
-            problems.extend(_describe(number, error.fields))
+            problems += [f"row {number}: {line}" for line in providers.error_lines(error)]
             continue
-        checked.append((data, conditions))
-    if problems:
-        raise ProviderFileError(problems)
-    return checked
+        action = "created" if existing is None else "updated" if changed else "unchanged"
+        report[action].append(data["slug"])
+    return problems
 
 
 def _body(raw: dict[str, str]) -> dict[str, Any]:
@@ -147,40 +139,3 @@ def _body(raw: dict[str, str]) -> dict[str, Any]:
         except ma.ValidationError:
             pass  # left as it is, for the schema to name the cell
     return body
-
-
-def _field_messages(messages: Any) -> dict[str, list[str]]:
-    """Marshmallow's messages, with a list field's per-item messages joined."""
-    fields: dict[str, list[str]] = {}
-    for field, value in messages.items():
-        # str(): the shared fields' messages are lazy (translated) strings.
-        if isinstance(value, dict):
-            fields[field] = [str(msg) for item in value.values() for msg in item]
-        else:
-            fields[field] = [str(msg) for msg in value]
-    return fields
-
-
-def _describe(number: int, fields: dict[str, list[str]]) -> list[str]:
-    return [f"row {number}: {field}: {' '.join(msgs)}" for field, msgs in fields.items()]
-
-
-def _update(provider: Provider, data: dict[str, Any], conditions: list[Condition]) -> bool:
-    """Make the provider what its row says; True when anything changed."""
-    changed = False
-    values = {
-        "destination_code": data["destination"],
-        "languages": providers.unique(data["languages"]),
-        **{name: data[name] for name in providers.PLAIN_FIELDS},
-    }
-    for name, value in values.items():
-        if getattr(provider, name) != value:
-            setattr(provider, name, value)
-            changed = True
-    if {c.slug for c in provider.conditions} != {c.slug for c in conditions}:
-        provider.conditions = conditions
-        changed = True
-    if changed:
-        # Set explicitly: a change of conditions alone does not touch the row.
-        provider.updated_at = utcnow()
-    return changed

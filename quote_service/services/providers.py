@@ -3,12 +3,18 @@
 Providers are never deleted: routing decisions point at them, so an admin's
 "delete" deactivates. Every change is logged with the provider's slug and
 the acting user's id, nothing else.
+
+`save` is the one way a provider is created or changed, whoever asks: the
+admin API, the console, `flask providers import` and `flask seed`. It takes
+what the input schema (`schemas.providers.ProviderCreateSchema`) made of a
+body and checks it against the catalog, naming every error at once.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -34,9 +40,19 @@ log = logging.getLogger(__name__)
 PLAIN_FIELDS = ("name", "contact_email", "city", "daily_capacity", "weight", "active")
 
 
-def list_providers(
+@dataclass(frozen=True)
+class ProviderFigures:
+    """A provider with what is counted about it: what the API and the console show."""
+
+    provider: Provider
+    routed_today: int
+    response_rate: float | None
+    median_response_hours: float | None
+
+
+def find_providers(
     destination: str | None = None, condition: str | None = None, active: bool | None = None
-) -> list[dict[str, Any]]:
+) -> list[Provider]:
     """Every provider matching the filters, in destination then slug order."""
     query = db.select(Provider).order_by(Provider.destination_code, Provider.slug)
     if destination is not None:
@@ -51,7 +67,14 @@ def list_providers(
         )
     if active is not None:
         query = query.where(Provider.active.is_(active))
-    return describe(list(db.session.execute(query).scalars()))
+    return list(db.session.execute(query).scalars())
+
+
+def list_providers(
+    destination: str | None = None, condition: str | None = None, active: bool | None = None
+) -> list[ProviderFigures]:
+    """As `find_providers`, each with today's routed count and its answers to invitations."""
+    return with_figures(find_providers(destination, condition, active))
 
 
 def names() -> list[tuple[int, str]]:
@@ -62,8 +85,8 @@ def names() -> list[tuple[int, str]]:
     return [(id_, name) for id_, name in rows]
 
 
-def get_provider(provider_id: int) -> dict[str, Any]:
-    return describe([find_provider(provider_id)])[0]
+def get_provider(provider_id: int) -> ProviderFigures:
+    return with_figures([find_provider(provider_id)])[0]
 
 
 def find_provider(provider_id: int) -> Provider:
@@ -75,37 +98,79 @@ def find_provider(provider_id: int) -> Provider:
     return provider
 
 
-def create_provider(data: dict[str, Any], actor_id: int) -> dict[str, Any]:
-    """Check the body against the catalog, then store a new provider."""
-    if _slug_taken(data["slug"]):
+def provider_by_slug(slug: str) -> Provider | None:
+    return db.session.execute(db.select(Provider).where(Provider.slug == slug)).scalar_one_or_none()
+
+
+def create_provider(data: dict[str, Any], actor_id: int) -> ProviderFigures:
+    """Store a new provider from a body the input schema took."""
+    if provider_by_slug(data["slug"]) is not None:
         raise Conflict(f"A provider with the slug {data['slug']} exists already.")
-    conditions = check_catalog(data, data["destination"], data["conditions"])
-    provider = new_provider(data, conditions)
+    provider, _ = save(data)
     try:
         db.session.commit()
     except IntegrityError:
         # Another admin created the same slug between our check and commit.
         db.session.rollback()
-        if _slug_taken(data["slug"]):
+        if provider_by_slug(data["slug"]) is not None:
             raise Conflict(f"A provider with the slug {data['slug']} exists already.") from None
         raise
     log.info("provider %s created by user %s", provider.slug, actor_id)
-    return describe([provider])[0]
+    return with_figures([provider])[0]
 
 
-def update_provider(provider_id: int, data: dict[str, Any], actor_id: int) -> dict[str, Any]:
+def update_provider(provider_id: int, data: dict[str, Any], actor_id: int) -> ProviderFigures:
     """Change the fields given; the result is checked as a whole against the catalog."""
+    provider, changed = save(data, find_provider(provider_id))
+    if changed:
+        db.session.commit()
+        log.info("provider %s updated by user %s: %s", provider.slug, actor_id, ", ".join(changed))
+    return with_figures([provider])[0]
+
+
+def deactivate_provider(provider_id: int, actor_id: int) -> ProviderFigures:
+    """Mark a provider inactive so it is never routed again; the row stays."""
     provider = find_provider(provider_id)
-    destination = data.get("destination", provider.destination_code)
-    slugs = data.get("conditions", [c.slug for c in provider.conditions])
-    conditions = check_catalog(data, destination, slugs)
+    if provider.active:
+        provider.active = False
+        provider.updated_at = utcnow()
+        db.session.commit()
+        log.info("provider %s deactivated by user %s", provider.slug, actor_id)
+    return with_figures([provider])[0]
+
+
+def save(
+    data: Mapping[str, Any],
+    provider: Provider | None = None,
+    *,
+    refused: FieldErrors | None = None,
+    sample: bool | None = None,
+) -> tuple[Provider, list[str]]:
+    """Create a provider (`provider` None) or change one, from a body; the caller commits.
+
+    `data` is what the input schema took of the body (every field for a new
+    provider, those given for a change) and `refused` its errors of the other
+    fields. The fields taken are checked against the catalog, a change as the
+    whole provider it makes; if anything is wrong, one InvalidFields names the
+    schema's errors and the catalog's, and nothing is changed. `sample` marks
+    the demo catalog's clinics (the seed's, never a body's).
+
+    Returns the provider and the names of the fields that changed.
+    """
+    conditions, errors = body_errors(data, refused or {}, provider)
+    if errors:
+        raise InvalidFields(errors)
+    now = utcnow()
+    if provider is None:
+        provider = Provider(slug=data["slug"], created_at=now)
+        db.session.add(provider)
     changed = [
         name for name in PLAIN_FIELDS if name in data and getattr(provider, name) != data[name]
     ]
     for name in changed:
         setattr(provider, name, data[name])
-    if destination != provider.destination_code:
-        provider.destination_code = destination
+    if "destination" in data and data["destination"] != provider.destination_code:
+        provider.destination_code = data["destination"]
         changed.append("destination")
     if "languages" in data and unique(data["languages"]) != provider.languages:
         provider.languages = unique(data["languages"])
@@ -115,81 +180,75 @@ def update_provider(provider_id: int, data: dict[str, Any], actor_id: int) -> di
     if checked and {c.slug for c in conditions} != {c.slug for c in provider.conditions}:
         provider.conditions = conditions
         changed.append("conditions")
+    if sample is not None and provider.sample != sample:
+        provider.sample = sample
+        changed.append("sample")
     if changed:
         # Set explicitly: a change of conditions alone does not touch the row.
-        provider.updated_at = utcnow()
-        db.session.commit()
-        log.info("provider %s updated by user %s: %s", provider.slug, actor_id, ", ".join(changed))
-    return describe([provider])[0]
+        provider.updated_at = now
+    return provider, changed
 
 
-def deactivate_provider(provider_id: int, actor_id: int) -> dict[str, Any]:
-    """Mark a provider inactive so it is never routed again; the row stays."""
-    provider = find_provider(provider_id)
-    if provider.active:
-        provider.active = False
-        provider.updated_at = utcnow()
-        db.session.commit()
-        log.info("provider %s deactivated by user %s", provider.slug, actor_id)
-    return describe([provider])[0]
+def body_errors(
+    data: Mapping[str, Any], refused: FieldErrors, provider: Provider | None = None
+) -> tuple[list[Condition], FieldErrors]:
+    """The provider's conditions, and every error of its body: the schema's, then the catalog's.
+
+    A field in `refused` already has its error and is not judged by the
+    catalog too. A change (`provider` given) is checked as the whole provider
+    it makes: when only the destination changes, the provider's current
+    conditions must be offered at the new one.
+    """
+    checked = {name: value for name, value in data.items() if name not in refused}
+    if "destination" in refused:
+        destination = None  # not known: only whether each condition exists is checked
+    else:
+        current = provider.destination_code if provider is not None else None
+        destination = checked.get("destination", current)
+    if "conditions" in refused:
+        slugs: list[str] = []  # a list sent but refused: the current ones say nothing
+    else:
+        current_slugs = [c.slug for c in provider.conditions] if provider is not None else []
+        slugs = checked.get("conditions", current_slugs)
+    conditions, errors = _catalog_errors(checked, destination, slugs)
+    return conditions, {**refused, **errors}
 
 
-def new_provider(data: dict[str, Any], conditions: list[Condition]) -> Provider:
-    """A provider from a checked body, added to the session; the caller commits."""
-    now = utcnow()
-    provider = Provider(
-        slug=data["slug"],
-        destination_code=data["destination"],
-        languages=unique(data["languages"]),
-        created_at=now,
-        updated_at=now,
-        **{name: data[name] for name in PLAIN_FIELDS},
-    )
-    provider.conditions = conditions
-    db.session.add(provider)
-    return provider
+def refused_body_errors(
+    data: Mapping[str, Any], refused: FieldErrors, provider_id: int | None = None
+) -> FieldErrors:
+    """`body_errors` of a body the schema refused in part, for a new provider or a change."""
+    if provider_id is None:
+        return body_errors(data, refused)[1]
+    try:
+        provider = find_provider(provider_id)
+    except NotFound:
+        return refused  # the body's own errors answer first, as without this check
+    return body_errors(data, refused, provider)[1]
 
 
-def describe(providers: Sequence[Provider]) -> list[dict[str, Any]]:
-    """Providers as the API shows them, with today's routed count (one query for all)."""
+def error_lines(error: InvalidFields) -> list[str]:
+    """A refusal as `field: message` lines, for a file's report (CSV import, seed)."""
+    # str(): the schema's messages may be lazy (translated) strings.
+    return [f"{name}: {' '.join(str(msg) for msg in msgs)}" for name, msgs in error.fields.items()]
+
+
+def with_figures(providers: Sequence[Provider]) -> list[ProviderFigures]:
+    """Providers with today's routed count and their answers (one query each for all)."""
     loads = loads_today([p.id for p in providers], utcnow())
     responses = invitations.response_stats([p.id for p in providers])
     return [
-        {
-            "id": p.id,
-            "slug": p.slug,
-            "name": p.name,
-            "destination": p.destination_code,
-            "conditions": [c.slug for c in p.conditions],
-            "languages": p.languages,
-            "contact_email": p.contact_email,
-            "city": p.city,
-            "daily_capacity": p.daily_capacity,
-            "weight": p.weight,
-            "active": p.active,
-            "sample": p.sample,
-            "created_at": p.created_at,
-            "updated_at": p.updated_at,
-            "routed_today": loads.get(p.id, 0),
-            **responses[p.id],
-        }
+        ProviderFigures(
+            provider=p,
+            routed_today=loads.get(p.id, 0),
+            response_rate=responses[p.id]["response_rate"],
+            median_response_hours=responses[p.id]["median_response_hours"],
+        )
         for p in providers
     ]
 
 
-def check_catalog(data: dict[str, Any], destination: str, slugs: list[str]) -> list[Condition]:
-    """Check what only the database knows; raise one error naming every bad field.
-
-    Returns the provider's conditions. When only the destination changes, the
-    provider's current conditions must be offered at the new one too.
-    """
-    conditions, errors = catalog_errors(data, destination, slugs)
-    if errors:
-        raise InvalidFields(errors)
-    return conditions
-
-
-def catalog_errors(
+def _catalog_errors(
     data: dict[str, Any], destination: str | None, slugs: list[str]
 ) -> tuple[list[Condition], FieldErrors]:
     """The provider's conditions, and the catalog's error for each field of `data`.
@@ -213,35 +272,6 @@ def catalog_errors(
         if strange:
             errors["languages"] = [f"Unknown language: {code}." for code in strange]
     return conditions, errors
-
-
-def creation_catalog_errors(valid: dict[str, Any], refused: Collection[str]) -> FieldErrors:
-    """The catalog's errors in a new provider's body that failed its shape checks.
-
-    `valid` holds the fields that passed them; a field in `refused` already has
-    its error and is not checked again. So one 422 names every error at once.
-    """
-    checked = {name: value for name, value in valid.items() if name not in refused}
-    return catalog_errors(checked, checked.get("destination"), checked.get("conditions", []))[1]
-
-
-def update_catalog_errors(
-    valid: dict[str, Any], refused: Collection[str], provider_id: int
-) -> FieldErrors:
-    """As `creation_catalog_errors`, for a change to a provider (checked as a whole)."""
-    try:
-        provider = find_provider(provider_id)
-    except NotFound:
-        return {}  # the body's own errors answer first, as without this check
-    checked = {name: value for name, value in valid.items() if name not in refused}
-    destination = (
-        None if "destination" in refused else checked.get("destination", provider.destination_code)
-    )
-    if "conditions" in refused:
-        slugs: list[str] = []  # a list sent but refused: the current ones say nothing
-    else:
-        slugs = checked.get("conditions", [c.slug for c in provider.conditions])
-    return catalog_errors(checked, destination, slugs)[1]
 
 
 def _destination_active(code: str | None) -> bool:
@@ -275,12 +305,6 @@ def _offered_at(destination: str) -> set[str]:
         )
     )
     return set(rows.scalars())
-
-
-def _slug_taken(slug: str) -> bool:
-    return (
-        db.session.execute(db.select(Provider.id).where(Provider.slug == slug)).first() is not None
-    )
 
 
 def unique(values: list[str]) -> list[str]:

@@ -16,6 +16,7 @@ from typing import Any
 import marshmallow as ma
 import yaml
 
+from quote_service.errors import InvalidFields
 from quote_service.extensions import db
 from quote_service.models import (
     Condition,
@@ -23,11 +24,11 @@ from quote_service.models import (
     Destination,
     Disclaimer,
     Language,
-    Provider,
     QuoteItem,
     Treatment,
 )
 from quote_service.schemas.catalog import CatalogFileSchema
+from quote_service.services import providers
 
 
 class SeedError(ValueError):
@@ -64,7 +65,8 @@ def read_catalog_file(path: Path) -> dict[str, Any]:
 
 def seed_catalog(path: Path | None = None) -> SeedReport:
     """Load the catalog file in one transaction and report what changed."""
-    data = read_catalog_file(path or default_catalog_path())
+    path = path or default_catalog_path()
+    data = read_catalog_file(path)
     report = SeedReport()
     try:
         _seed_languages(data["languages"], report)
@@ -74,7 +76,9 @@ def seed_catalog(path: Path | None = None) -> SeedReport:
         db.session.flush()
         _seed_destinations(data["destinations"], report)
         db.session.flush()
-        _seed_providers(data["providers"], data["sample"], report)
+        refused = _seed_providers(data["providers"], data["sample"], report)
+        if refused:
+            raise SeedError(f"{path} is not a valid catalog:\n" + "\n".join(refused))
         _seed_consent(data["consent"], report)
         _seed_disclaimers(data["disclaimers"], report)
         db.session.commit()
@@ -149,37 +153,28 @@ def _seed_destinations(rows: list[dict], report: SeedReport) -> None:
             report.retired.append(f"destination {destination.code}")
 
 
-def _seed_providers(rows: list[dict], sample: bool, report: SeedReport) -> None:
-    # Providers missing from the file are left alone: admins manage them
-    # through the API too, and the file is not the only source of clinics.
+def _seed_providers(rows: list[dict], sample: bool, report: SeedReport) -> list[str]:
+    """Create or update each provider by slug, as the admin API would (`providers.save`).
+
+    Returns the catalog's refusals of the file's providers (a condition not
+    offered at the provider's destination), each naming its provider.
+
+    Providers missing from the file are left alone: admins manage them
+    through the API too, and the file is not the only source of clinics.
+    """
+    problems: list[str] = []
     for row in rows:
-        conditions = [db.session.get_one(Condition, slug) for slug in row["conditions"]]
-        values = {
-            "name": row["name"],
-            "destination_code": row["destination"],
-            "languages": row["languages"],
-            "contact_email": row["contact_email"],
-            "city": row.get("city"),
-            "daily_capacity": row["daily_capacity"],
-            "weight": row["weight"],
-            "active": row["active"],
-            "sample": sample,
-        }
-        provider = db.session.execute(
-            db.select(Provider).where(Provider.slug == row["slug"])
-        ).scalar_one_or_none()
-        if provider is None:
-            provider = Provider(slug=row["slug"], **values)
-            provider.conditions = conditions
-            db.session.add(provider)
-            report.created.append(f"provider {row['slug']}")
+        existing = providers.provider_by_slug(row["slug"])
+        try:
+            _, changed = providers.save(row, existing, sample=sample)
+        except InvalidFields as error:
+            problems += [f"provider {row['slug']}: {line}" for line in providers.error_lines(error)]
             continue
-        changed = _set(provider, values)
-        if {c.slug for c in provider.conditions} != set(row["conditions"]):
-            provider.conditions = conditions
-            changed = True
-        if changed:
+        if existing is None:
+            report.created.append(f"provider {row['slug']}")
+        elif changed:
             report.updated.append(f"provider {row['slug']}")
+    return problems
 
 
 def _seed_consent(texts: dict[str, str], report: SeedReport) -> None:
