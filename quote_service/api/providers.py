@@ -91,7 +91,7 @@ class Providers(MethodView):
     @with_catalog_errors(providers.creation_catalog_errors)
     @blp.arguments(ProviderCreateSchema)
     @blp.response(201, ProviderOutSchema)
-    @blp.alt_response(409, response="CONFLICT", description="The slug is taken.")
+    @blp.alt_response(409, response="CONFLICT", description="The slug is taken (`slug_taken`).")
     def post(self, data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
         """Add a provider (admin)"""
         provider = providers.create_provider(data, current_user().id)

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any, TypeVar
+from functools import wraps
+from typing import Any, TypeVar, cast
 
 from flask import request
 
 from quote_service.api.auth import COORDINATOR, actor, current_user, requires
 from quote_service.api.parsing import Blueprint
-from quote_service.errors import InvalidFields
+from quote_service.errors import InvalidFields, PreconditionFailed, StaleVersion
 from quote_service.models import Event, Notification, QuoteRequest
 from quote_service.schemas.queue import (
     AssignmentInSchema,
@@ -60,36 +61,53 @@ IF_MATCH = {
 
 
 def versioned(view: View) -> View:
-    """Document what a change that may name the version it read can answer.
+    """A change that may name the version it read: its documentation, and its stale answer.
 
     The version is optional (the contract's body is `{"to", "note"}`); when
-    sent, a stale one is refused.
+    sent, a stale one is refused. The services raise StaleVersion without
+    knowing where the version came from; this is the one place that maps it:
+    412 `precondition_failed` when it came from If-Match (as HTTP has it), 409
+    `stale_version` when it came from `version` in the body.
     """
+
+    @wraps(view)
+    def answer_stale(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return view(*args, **kwargs)
+        except StaleVersion as stale:
+            if if_match() is None:
+                raise
+            raise PreconditionFailed(stale.message) from stale
+
+    versioned_view = cast(View, answer_stale)
     for decorator in (
         blp.doc(parameters=[IF_MATCH]),
-        blp.alt_response(
-            409, description="`version` in the body is stale, or the move is not allowed."
-        ),
-        blp.alt_response(412, description="If-Match names a stale version."),
+        blp.alt_response(409, description="`stale_version`: the `version` in the body is stale."),
+        blp.alt_response(412, description="`precondition_failed`: If-Match names a stale version."),
     ):
-        view = decorator(view)
-    return view
+        versioned_view = decorator(versioned_view)
+    return versioned_view
 
 
 def etag(quote_request: QuoteRequest) -> Headers:
     return {"ETag": f'"{quote_request.version}"'}
 
 
-def expected_version(body: dict[str, Any]) -> tuple[int | None, bool]:
+def if_match() -> str | None:
+    """The If-Match header, if one was sent (an empty one is none)."""
+    return request.headers.get("If-Match") or None
+
+
+def expected_version(body: dict[str, Any]) -> int | None:
     """The version the caller read: If-Match (ETag) first, else `version` in the body."""
-    header = request.headers.get("If-Match")
-    if header:
+    header = if_match()
+    if header is not None:
         value = header.strip().removeprefix("W/").strip('"')
         # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
         if not re.fullmatch(r"[0-9]{1,9}", value):
             raise InvalidFields({"If-Match": ['Send the ETag of the request, e.g. "3".']})
-        return int(value), True
-    return body.get("version"), False
+        return int(value)
+    return body.get("version")
 
 
 @blp.route("/quote-requests")
@@ -118,13 +136,16 @@ def get_quote_request(reference: str) -> tuple[dict[str, Any], Headers]:
 @requires("coordinator")
 @blp.arguments(TransitionInSchema)
 @blp.response(200, QueueItemSchema, headers=ETAG_HEADER)
+@blp.alt_response(
+    409,
+    description="`transition_not_allowed` (the error lists `allowed`); or a stale `version` "
+    "(`stale_version`).",
+)
 @versioned
 def transition(body: dict[str, Any], reference: str) -> tuple[QuoteRequest, Headers]:
     """Move a request through the workflow"""
-    version, from_header = expected_version(body)
-    result = workflow.transition(
-        reference, body["to"], body.get("note"), actor(), version, from_header
-    )
+    version = expected_version(body)
+    result = workflow.transition(reference, body["to"], body.get("note"), actor(), version)
     return result, etag(result)
 
 
@@ -136,9 +157,9 @@ def transition(body: dict[str, Any], reference: str) -> tuple[QuoteRequest, Head
 @versioned
 def assign(body: dict[str, Any], reference: str) -> tuple[QuoteRequest, Headers]:
     """Claim (`me`), assign to a user id, or unassign (null)"""
-    version, from_header = expected_version(body)
+    version = expected_version(body)
     assignee = current_user().id if body["assignee"] == "me" else body["assignee"]
-    result = workflow.assign(reference, assignee, body.get("note"), actor(), version, from_header)
+    result = workflow.assign(reference, assignee, body.get("note"), actor(), version)
     return result, etag(result)
 
 
@@ -157,13 +178,16 @@ def add_note(body: dict[str, Any], reference: str) -> Event:
 @requires("coordinator")
 @blp.arguments(RouteInSchema)
 @blp.response(200, QueueItemSchema, headers=ETAG_HEADER)
+@blp.alt_response(
+    409,
+    description="`reroute_not_allowed` (quoted or ended); `duplicate_undecided` (merge it or "
+    "keep it apart first); or a stale `version` (`stale_version`).",
+)
 @versioned
 def reroute(body: dict[str, Any], reference: str) -> tuple[QuoteRequest, Headers]:
     """Route again, or to a provider you choose; the new provider is emailed"""
-    version, from_header = expected_version(body)
-    result = workflow.reroute(
-        reference, body["provider_id"], body.get("note"), actor(), version, from_header
-    )
+    version = expected_version(body)
+    result = workflow.reroute(reference, body["provider_id"], body.get("note"), actor(), version)
     return result, etag(result)
 
 
@@ -175,7 +199,7 @@ def reroute(body: dict[str, Any], reference: str) -> tuple[QuoteRequest, Headers
 @blp.alt_response(
     409,
     description="`request_erased`; `request_not_open` (withdrawn, rejected, closed, spam); "
-    "or no first acknowledgement yet.",
+    "`not_acknowledged_yet` (no first acknowledgement yet); or `resend_in_flight`.",
 )
 def resend_acknowledgement(body: dict[str, Any], reference: str) -> Notification:
     """Send the acknowledgement again, through the same disclaimer guard"""
@@ -194,15 +218,13 @@ def resend_acknowledgement(body: dict[str, Any], reference: str) -> Notification
 @blp.alt_response(
     409,
     description="`not_a_duplicate` (not an undecided possible duplicate of `into`); "
-    "`request_not_open` (one of the two ended); or a stale `version`.",
+    "`request_not_open` (one of the two ended); or a stale `version` (`stale_version`).",
 )
 @versioned
 def merge(body: dict[str, Any], reference: str) -> tuple[QuoteRequest, Headers]:
     """Merge a possible duplicate into the request it resembles: its details join that one"""
-    version, from_header = expected_version(body)
-    result = workflow.merge(
-        reference, body["into"], body.get("note"), actor(), version, from_header
-    )
+    version = expected_version(body)
+    result = workflow.merge(reference, body["into"], body.get("note"), actor(), version)
     return result, etag(result)
 
 
@@ -213,11 +235,12 @@ def merge(body: dict[str, Any], reference: str) -> tuple[QuoteRequest, Headers]:
 @blp.response(200, QueueItemSchema, headers=ETAG_HEADER)
 @blp.alt_response(
     409,
-    description="`not_a_duplicate`; `request_not_open` (it ended meanwhile); or a stale `version`.",
+    description="`not_a_duplicate`; `request_not_open` (it ended meanwhile); or a stale "
+    "`version` (`stale_version`).",
 )
 @versioned
 def keep_apart(body: dict[str, Any], reference: str) -> tuple[QuoteRequest, Headers]:
     """Keep a possible duplicate as a request of its own: it is routed and acknowledged"""
-    version, from_header = expected_version(body)
-    result = workflow.keep_apart(reference, body.get("note"), actor(), version, from_header)
+    version = expected_version(body)
+    result = workflow.keep_apart(reference, body.get("note"), actor(), version)
     return result, etag(result)

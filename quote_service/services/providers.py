@@ -34,6 +34,12 @@ log = logging.getLogger(__name__)
 PLAIN_FIELDS = ("name", "contact_email", "city", "daily_capacity", "weight", "active")
 
 
+class SlugTaken(Conflict):
+    """A provider with this slug exists already."""
+
+    code = "slug_taken"
+
+
 def list_providers(
     destination: str | None = None, condition: str | None = None, active: bool | None = None
 ) -> list[dict[str, Any]]:
@@ -78,7 +84,7 @@ def find_provider(provider_id: int) -> Provider:
 def create_provider(data: dict[str, Any], actor_id: int) -> dict[str, Any]:
     """Check the body against the catalog, then store a new provider."""
     if _slug_taken(data["slug"]):
-        raise Conflict(f"A provider with the slug {data['slug']} exists already.")
+        raise SlugTaken(f"A provider with the slug {data['slug']} exists already.")
     conditions = check_catalog(data, data["destination"], data["conditions"])
     provider = new_provider(data, conditions)
     try:
@@ -87,7 +93,7 @@ def create_provider(data: dict[str, Any], actor_id: int) -> dict[str, Any]:
         # Another admin created the same slug between our check and commit.
         db.session.rollback()
         if _slug_taken(data["slug"]):
-            raise Conflict(f"A provider with the slug {data['slug']} exists already.") from None
+            raise SlugTaken(f"A provider with the slug {data['slug']} exists already.") from None
         raise
     log.info("provider %s created by user %s", provider.slug, actor_id)
     return describe([provider])[0]
