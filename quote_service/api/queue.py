@@ -60,33 +60,41 @@ IF_MATCH = {
 }
 
 
-def versioned(view: View) -> View:
+def versioned(conflicts: str | None = None) -> Callable[[View], View]:
     """A change that may name the version it read: its documentation, and its stale answer.
 
     The version is optional (the contract's body is `{"to", "note"}`); when
     sent, a stale one is refused. The services raise StaleVersion without
     knowing where the version came from; this is the one place that maps it:
     412 `precondition_failed` when it came from If-Match (as HTTP has it), 409
-    `stale_version` when it came from `version` in the body.
+    `stale_version` when it came from `version` in the body. `conflicts`
+    documents the view's other 409s: the OpenAPI has one description per status.
     """
+    stale = "a stale `version` in the body (`stale_version`)."
+    described = f"{conflicts}; or {stale}" if conflicts else stale[0].upper() + stale[1:]
 
-    @wraps(view)
-    def answer_stale(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return view(*args, **kwargs)
-        except StaleVersion as stale:
-            if if_match() is None:
-                raise
-            raise PreconditionFailed(stale.message) from stale
+    def decorator(view: View) -> View:
+        @wraps(view)
+        def answer_stale(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return view(*args, **kwargs)
+            except StaleVersion as error:
+                if if_match() is None:
+                    raise
+                raise PreconditionFailed(error.message) from error
 
-    versioned_view = cast(View, answer_stale)
-    for decorator in (
-        blp.doc(parameters=[IF_MATCH]),
-        blp.alt_response(409, description="`stale_version`: the `version` in the body is stale."),
-        blp.alt_response(412, description="`precondition_failed`: If-Match names a stale version."),
-    ):
-        versioned_view = decorator(versioned_view)
-    return versioned_view
+        versioned_view = cast(View, answer_stale)
+        for document in (
+            blp.doc(parameters=[IF_MATCH]),
+            blp.alt_response(409, description=described),
+            blp.alt_response(
+                412, description="`precondition_failed`: If-Match names a stale version."
+            ),
+        ):
+            versioned_view = document(versioned_view)
+        return versioned_view
+
+    return decorator
 
 
 def etag(quote_request: QuoteRequest) -> Headers:
@@ -136,12 +144,7 @@ def get_quote_request(reference: str) -> tuple[dict[str, Any], Headers]:
 @requires("coordinator")
 @blp.arguments(TransitionInSchema)
 @blp.response(200, QueueItemSchema, headers=ETAG_HEADER)
-@blp.alt_response(
-    409,
-    description="`transition_not_allowed` (the error lists `allowed`); or a stale `version` "
-    "(`stale_version`).",
-)
-@versioned
+@versioned("`transition_not_allowed` (the error lists `allowed`)")
 def transition(body: dict[str, Any], reference: str) -> tuple[QuoteRequest, Headers]:
     """Move a request through the workflow"""
     version = expected_version(body)
@@ -154,7 +157,7 @@ def transition(body: dict[str, Any], reference: str) -> tuple[QuoteRequest, Head
 @requires("coordinator")
 @blp.arguments(AssignmentInSchema)
 @blp.response(200, QueueItemSchema, headers=ETAG_HEADER)
-@versioned
+@versioned()
 def assign(body: dict[str, Any], reference: str) -> tuple[QuoteRequest, Headers]:
     """Claim (`me`), assign to a user id, or unassign (null)"""
     version = expected_version(body)
@@ -178,12 +181,10 @@ def add_note(body: dict[str, Any], reference: str) -> Event:
 @requires("coordinator")
 @blp.arguments(RouteInSchema)
 @blp.response(200, QueueItemSchema, headers=ETAG_HEADER)
-@blp.alt_response(
-    409,
-    description="`reroute_not_allowed` (quoted or ended); `duplicate_undecided` (merge it or "
-    "keep it apart first); or a stale `version` (`stale_version`).",
+@versioned(
+    "`reroute_not_allowed` (quoted or ended); "
+    "`duplicate_undecided` (merge it or keep it apart first)"
 )
-@versioned
 def reroute(body: dict[str, Any], reference: str) -> tuple[QuoteRequest, Headers]:
     """Route again, or to a provider you choose; the new provider is emailed"""
     version = expected_version(body)
@@ -215,12 +216,10 @@ def resend_acknowledgement(body: dict[str, Any], reference: str) -> Notification
     422,
     description="`merge_into_itself`; `unknown_reference` (no request `into`); or invalid fields.",
 )
-@blp.alt_response(
-    409,
-    description="`not_a_duplicate` (not an undecided possible duplicate of `into`); "
-    "`request_not_open` (one of the two ended); or a stale `version` (`stale_version`).",
+@versioned(
+    "`not_a_duplicate` (not an undecided possible duplicate of `into`); "
+    "`request_not_open` (one of the two ended)"
 )
-@versioned
 def merge(body: dict[str, Any], reference: str) -> tuple[QuoteRequest, Headers]:
     """Merge a possible duplicate into the request it resembles: its details join that one"""
     version = expected_version(body)
@@ -233,12 +232,7 @@ def merge(body: dict[str, Any], reference: str) -> tuple[QuoteRequest, Headers]:
 @requires("coordinator")
 @blp.arguments(KeepApartInSchema)
 @blp.response(200, QueueItemSchema, headers=ETAG_HEADER)
-@blp.alt_response(
-    409,
-    description="`not_a_duplicate`; `request_not_open` (it ended meanwhile); or a stale "
-    "`version` (`stale_version`).",
-)
-@versioned
+@versioned("`not_a_duplicate`; `request_not_open` (it ended meanwhile)")
 def keep_apart(body: dict[str, Any], reference: str) -> tuple[QuoteRequest, Headers]:
     """Keep a possible duplicate as a request of its own: it is routed and acknowledged"""
     version = expected_version(body)

@@ -28,7 +28,7 @@ blp = Blueprint(
 @blp.alt_response(
     422, description="A quote id of another request, or one not `submitted` (field `quote_ids`)."
 )
-@versioned
+@versioned("`request_closed` (the request ended or was erased)")
 def send_quotes(body: dict[str, Any], reference: str) -> tuple[QuoteRequest, dict[str, str]]:
     """Email the patient the chosen quotes side by side; the request becomes quoted"""
     version = expected_version(body)

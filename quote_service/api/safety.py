@@ -23,12 +23,7 @@ blp = Blueprint(
 @requires("coordinator")
 @blp.arguments(SafetyReviewInSchema)
 @blp.response(200, SafetyReviewOutSchema, headers=ETAG_HEADER)
-@blp.alt_response(
-    409,
-    description="`not_flagged` (the request was not flagged urgent); or a stale `version` "
-    "(`stale_version`).",
-)
-@versioned
+@versioned("`not_flagged` (the request was not flagged urgent)")
 def review_safety(body: dict[str, Any], reference: str) -> tuple[dict[str, Any], dict[str, str]]:
     """Record whether an urgent flag was an emergency (`confirmed`) or a `false_alarm`"""
     version = expected_version(body)
