@@ -71,8 +71,34 @@ class NotFound(ServiceError):
 
 
 class Conflict(ServiceError):
+    """A refusal because of the current state. Raise a subclass: each cause has its own code."""
+
     status = 409
     code = "conflict"
+
+
+class TransitionNotAllowed(Conflict):
+    """A workflow move the request's status does not allow; `allowed` lists those it does."""
+
+    code = "transition_not_allowed"
+
+
+class RerouteNotAllowed(Conflict):
+    """Routing again a request that was quoted or ended."""
+
+    code = "reroute_not_allowed"
+
+
+class NotAcknowledgedYet(Conflict):
+    """A resend of an acknowledgement the worker has not sent a first time."""
+
+    code = "not_acknowledged_yet"
+
+
+class ResendInFlight(Conflict):
+    """Another resend of the same acknowledgement is being committed."""
+
+    code = "resend_in_flight"
 
 
 class RequestErased(Conflict):
@@ -93,7 +119,14 @@ class Gone(ServiceError):
 
 
 class StaleVersion(Conflict):
-    """The caller changed a request from a copy that is no longer current."""
+    """The caller changed a request from a copy that is no longer current.
+
+    Services raise it wherever the version came from; the API answers it 412
+    `precondition_failed` when the version came from If-Match (api/queue.py
+    `versioned`), the console shows the page again with what changed.
+    """
+
+    code = "stale_version"
 
 
 class TooManyRequests(ServiceError):

@@ -557,6 +557,7 @@ def test_a_stale_version_is_refused(client: FlaskClient, portugal, coordinator):
         client, coordinator, request.reference, quote_ids=ids, version=request.version + 5
     )
     assert response.status_code == 409
+    assert response.get_json()["error"]["code"] == "stale_version"
     assert notifications_of(request, "quotes") == []
 
 

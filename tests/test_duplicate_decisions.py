@@ -240,7 +240,7 @@ def test_a_stale_version_is_refused(client: FlaskClient, app_context, coordinato
     older, newer = pair(client)
     version = detail(client, coordinator, newer)["version"]
     response = merge(client, coordinator, newer, into=older, version=version + 5)
-    assert response.status_code == 409
+    assert error(response) == (409, "stale_version")
     response = client.post(
         f"{URL}/{newer}/keep-apart", json={}, headers={**coordinator.headers, "If-Match": '"9"'}
     )

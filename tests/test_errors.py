@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+import re
+from pathlib import Path
+
 from flask.testing import FlaskClient
 
+import quote_service.services
+from quote_service.errors import Conflict
 from tests.conftest import base_config
 from tests.support.servers import Server
 
@@ -64,3 +71,29 @@ def test_cors_preflight_from_an_unlisted_origin_gets_no_allowance(client: FlaskC
         headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
     )
     assert "Access-Control-Allow-Origin" not in response.headers
+
+
+def conflict_causes() -> list[type[Conflict]]:
+    """Every subclass of Conflict, once each service module (where most live) is imported."""
+    for module in pkgutil.iter_modules(quote_service.services.__path__):
+        importlib.import_module(f"quote_service.services.{module.name}")
+
+    def subclasses(cls: type[Conflict]) -> list[type[Conflict]]:
+        return [c for sub in cls.__subclasses__() for c in (sub, *subclasses(sub))]
+
+    return subclasses(Conflict)
+
+
+def test_every_conflict_a_service_raises_has_a_code_of_its_own():
+    """A client tells the causes of a 409 apart by the code, never by the message."""
+    causes = conflict_causes()
+    assert len(causes) >= 15
+    assert [c.__name__ for c in causes if c.code == Conflict.code] == []
+
+
+def test_every_conflict_code_is_in_the_readme_errors_table():
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    errors = readme.read_text().split("\n## Errors\n", 1)[1].split("\n## ", 1)[0]
+    table = dict(re.findall(r"^\| `([a-z_]+)` \| (\d{3}) \|", errors, re.M))
+
+    assert {c.code: "409" for c in conflict_causes()}.items() <= table.items()

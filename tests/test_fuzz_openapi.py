@@ -200,6 +200,7 @@ def test_an_illegal_move_answers_its_documented_409(app: Flask, fuzz_state: None
     response = case.call(app=app)
 
     assert response.status_code == 409
+    assert response.json()["error"]["code"] == "transition_not_allowed"
     assert response.json()["error"]["allowed"] == ["in_review", "rejected", "withdrawn", "spam"]
     case.validate_response(response)
 

@@ -446,6 +446,7 @@ def test_a_closed_request_withdrawn_by_its_patient_cannot_be_moved_again(
             headers=coordinator.headers,
         )
         assert moved.status_code == 409, to
+        assert moved.get_json()["error"]["code"] == "transition_not_allowed", to
 
 
 def test_a_link_whose_key_was_retired_is_replaced_by_the_next_email(app: Flask, portugal):

@@ -87,6 +87,7 @@ def test_a_version_ahead_of_the_request_is_not_called_a_change(
         headers=coordinator.headers,
     )
     assert response.status_code == 409
+    assert response.get_json()["error"]["code"] == "stale_version"
     message = response.get_json()["error"]["message"]
     assert f"no version {current + 3}" in message
     assert "changed since you read" not in message
@@ -96,6 +97,7 @@ def test_a_version_ahead_of_the_request_is_not_called_a_change(
         headers=coordinator.headers,
     )
     assert behind.status_code == 409
+    assert behind.get_json()["error"]["code"] == "stale_version"
     assert f"you read version {current - 1}" in behind.get_json()["error"]["message"]
 
 

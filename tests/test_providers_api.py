@@ -266,7 +266,7 @@ def test_duplicate_slug_is_409(client: FlaskClient, admin: Caller, cleanup: None
     body = new_provider(slug="brussels-neuro-sample")
     response = client.post(URL, json=body, headers=admin.headers)
     assert response.status_code == 409
-    assert error_of(response)["code"] == "conflict"
+    assert error_of(response)["code"] == "slug_taken"
 
 
 @pytest.mark.parametrize(

@@ -132,6 +132,7 @@ def test_review_refusals(client, coordinator, urgent_ref, calm_ref):
 
     stale_body = review(client, coordinator, urgent_ref, {"verdict": "confirmed", "version": 99})
     assert stale_body.status_code == 409
+    assert stale_body.get_json()["error"]["code"] == "stale_version"
     assert "version" in stale_body.get_json()["error"]["fields"]
     stale_header = client.post(
         f"{URL}/{urgent_ref}/safety-review",
@@ -139,6 +140,7 @@ def test_review_refusals(client, coordinator, urgent_ref, calm_ref):
         headers={**coordinator.headers, "If-Match": '"99"'},
     )
     assert stale_header.status_code == 412
+    assert stale_header.get_json()["error"]["code"] == "precondition_failed"
     detail = client.get(f"{URL}/{urgent_ref}", headers=coordinator.headers).get_json()
     assert detail["safety"]["verdict"] is None  # nothing refused changed anything
 

@@ -69,6 +69,7 @@ def test_endings_from_any_open_state(client, app_context, coordinator: Caller, e
     assert move(client, coordinator, reference, ending).status_code == 200
     response = move(client, coordinator, reference, "in_review")
     assert response.status_code == 409
+    assert response.get_json()["error"]["code"] == "transition_not_allowed"
     assert response.get_json()["error"]["allowed"] == []
 
 
@@ -77,7 +78,7 @@ def test_an_illegal_move_is_409_listing_the_allowed_ones(client, app_context, co
     response = move(client, coordinator, reference, "closed")
     assert response.status_code == 409
     error = response.get_json()["error"]
-    assert error["code"] == "conflict"
+    assert error["code"] == "transition_not_allowed"
     assert error["allowed"] == ["in_review", "rejected", "withdrawn", "spam"]
     assert "to" in error["fields"]
     assert read(client, coordinator, reference)[0]["status"] == "routed"
@@ -94,6 +95,7 @@ def test_the_worker_owns_routing(client, coordinator: Caller):
     reference = client.post(URL, json=minimal_body()).get_json()["reference"]
     response = move(client, coordinator, reference, "routed")
     assert response.status_code == 409
+    assert response.get_json()["error"]["code"] == "transition_not_allowed"
 
 
 def test_two_coordinators_never_overwrite_each_other(
@@ -128,6 +130,7 @@ def test_a_stale_version_in_the_body_is_409(client, app_context, coordinator: Ca
         headers=coordinator.headers,
     )
     assert response.status_code == 409
+    assert response.get_json()["error"]["code"] == "stale_version"
     assert "version" in response.get_json()["error"]["fields"]
 
 
@@ -199,7 +202,7 @@ def test_a_stale_version_is_still_refused_412_by_header_409_by_body(
         headers=coordinator.headers,
     )
     assert by_body.status_code == 409
-    assert by_body.get_json()["error"]["code"] == "conflict"
+    assert by_body.get_json()["error"]["code"] == "stale_version"
     assert "version" in by_body.get_json()["error"]["fields"]
     assert read(client, coordinator, reference)[0]["version"] == 2
 
@@ -211,7 +214,7 @@ def test_an_illegal_move_without_a_version_is_still_409(client, app_context, coo
     )
     assert response.status_code == 409
     error = response.get_json()["error"]
-    assert error["code"] == "conflict"
+    assert error["code"] == "transition_not_allowed"
     assert error["allowed"] == ["in_review", "rejected", "withdrawn", "spam"]
     assert read(client, coordinator, reference)[0]["status"] == "routed"
 
@@ -404,6 +407,7 @@ def test_a_closed_request_cannot_be_rerouted(client, app_context, coordinator: C
         f"{URL}/{reference}/route", json={}, headers={**coordinator.headers, "If-Match": etag}
     )
     assert response.status_code == 409
+    assert response.get_json()["error"]["code"] == "reroute_not_allowed"
 
 
 def test_resend_makes_a_new_acknowledgement_through_the_guard(client, app_context, coordinator):
@@ -435,6 +439,7 @@ def test_no_resend_before_the_first_acknowledgement(client, coordinator: Caller)
         f"{URL}/{reference}/acknowledgement", json={}, headers=coordinator.headers
     )
     assert response.status_code == 409
+    assert response.get_json()["error"]["code"] == "not_acknowledged_yet"
 
 
 @pytest.mark.parametrize(

@@ -84,7 +84,7 @@ class Providers(MethodView):
     @with_catalog_errors
     @blp.arguments(ProviderCreateSchema)
     @blp.response(201, ProviderOutSchema)
-    @blp.alt_response(409, response="CONFLICT", description="The slug is taken.")
+    @blp.alt_response(409, response="CONFLICT", description="The slug is taken (`slug_taken`).")
     def post(self, data: dict[str, Any]) -> tuple[providers.ProviderFigures, dict[str, str]]:
         """Add a provider (admin)"""
         created = providers.create_provider(data, current_user().id)

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any, TypeVar
+from functools import wraps
+from typing import Any, TypeVar, cast
 
 from flask import Response, request
 
 from quote_service.api import queue_csv
 from quote_service.api.auth import COORDINATOR, actor, current_user, requires
 from quote_service.api.parsing import Blueprint
-from quote_service.errors import InvalidFields
+from quote_service.errors import InvalidFields, PreconditionFailed, StaleVersion
 from quote_service.models import Event, Notification, QuoteRequest
 from quote_service.schemas.queue import (
     AssignmentInSchema,
@@ -60,37 +61,62 @@ IF_MATCH = {
 }
 
 
-def versioned(view: View) -> View:
-    """Document what a change that may name the version it read can answer.
+def versioned(conflicts: str | None = None) -> Callable[[View], View]:
+    """A change that may name the version it read: its documentation, and its stale answer.
 
     The version is optional (the contract's body is `{"to", "note"}`); when
-    sent, a stale one is refused.
+    sent, a stale one is refused. The services raise StaleVersion without
+    knowing where the version came from; this is the one place that maps it:
+    412 `precondition_failed` when it came from If-Match (as HTTP has it), 409
+    `stale_version` when it came from `version` in the body. `conflicts`
+    documents the view's other 409s: the OpenAPI has one description per status.
     """
-    for decorator in (
-        blp.doc(parameters=[IF_MATCH]),
-        blp.alt_response(
-            409, description="`version` in the body is stale, or the move is not allowed."
-        ),
-        blp.alt_response(412, description="If-Match names a stale version."),
-    ):
-        view = decorator(view)
-    return view
+    stale = "a stale `version` in the body (`stale_version`)."
+    described = f"{conflicts}; or {stale}" if conflicts else stale[0].upper() + stale[1:]
+
+    def decorator(view: View) -> View:
+        @wraps(view)
+        def answer_stale(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return view(*args, **kwargs)
+            except StaleVersion as error:
+                if if_match() is None:
+                    raise
+                raise PreconditionFailed(error.message) from error
+
+        versioned_view = cast(View, answer_stale)
+        for document in (
+            blp.doc(parameters=[IF_MATCH]),
+            blp.alt_response(409, description=described),
+            blp.alt_response(
+                412, description="`precondition_failed`: If-Match names a stale version."
+            ),
+        ):
+            versioned_view = document(versioned_view)
+        return versioned_view
+
+    return decorator
 
 
 def etag(quote_request: QuoteRequest) -> Headers:
     return {"ETag": f'"{quote_request.version}"'}
 
 
-def expected_version(body: dict[str, Any]) -> tuple[int | None, bool]:
+def if_match() -> str | None:
+    """The If-Match header, if one was sent (an empty one is none)."""
+    return request.headers.get("If-Match") or None
+
+
+def expected_version(body: dict[str, Any]) -> int | None:
     """The version the caller read: If-Match (ETag) first, else `version` in the body."""
-    header = request.headers.get("If-Match")
-    if header:
+    header = if_match()
+    if header is not None:
         value = header.strip().removeprefix("W/").strip('"')
         # ASCII digits only: str.isdigit() also takes "²", which int() refuses.
         if not re.fullmatch(r"[0-9]{1,9}", value):
             raise InvalidFields({"If-Match": ['Send the ETag of the request, e.g. "3".']})
-        return int(value), True
-    return body.get("version"), False
+        return int(value)
+    return body.get("version")
 
 
 @blp.route("/quote-requests")
@@ -126,13 +152,11 @@ def get_quote_request(reference: str) -> tuple[dict[str, Any], Headers]:
 @requires("coordinator")
 @blp.arguments(TransitionInSchema)
 @blp.response(200, QueueItemSchema, headers=ETAG_HEADER)
-@versioned
+@versioned("`transition_not_allowed` (the error lists `allowed`)")
 def transition(body: dict[str, Any], reference: str) -> tuple[QuoteRequest, Headers]:
     """Move a request through the workflow"""
-    version, from_header = expected_version(body)
-    result = workflow.transition(
-        reference, body["to"], body.get("note"), actor(), version, from_header
-    )
+    version = expected_version(body)
+    result = workflow.transition(reference, body["to"], body.get("note"), actor(), version)
     return result, etag(result)
 
 
@@ -141,12 +165,12 @@ def transition(body: dict[str, Any], reference: str) -> tuple[QuoteRequest, Head
 @requires("coordinator")
 @blp.arguments(AssignmentInSchema)
 @blp.response(200, QueueItemSchema, headers=ETAG_HEADER)
-@versioned
+@versioned()
 def assign(body: dict[str, Any], reference: str) -> tuple[QuoteRequest, Headers]:
     """Claim (`me`), assign to a user id, or unassign (null)"""
-    version, from_header = expected_version(body)
+    version = expected_version(body)
     assignee = current_user().id if body["assignee"] == "me" else body["assignee"]
-    result = workflow.assign(reference, assignee, body.get("note"), actor(), version, from_header)
+    result = workflow.assign(reference, assignee, body.get("note"), actor(), version)
     return result, etag(result)
 
 
@@ -165,13 +189,14 @@ def add_note(body: dict[str, Any], reference: str) -> Event:
 @requires("coordinator")
 @blp.arguments(RouteInSchema)
 @blp.response(200, QueueItemSchema, headers=ETAG_HEADER)
-@versioned
+@versioned(
+    "`reroute_not_allowed` (quoted or ended); "
+    "`duplicate_undecided` (merge it or keep it apart first)"
+)
 def reroute(body: dict[str, Any], reference: str) -> tuple[QuoteRequest, Headers]:
     """Route again, or to a provider you choose; the new provider is emailed"""
-    version, from_header = expected_version(body)
-    result = workflow.reroute(
-        reference, body["provider_id"], body.get("note"), actor(), version, from_header
-    )
+    version = expected_version(body)
+    result = workflow.reroute(reference, body["provider_id"], body.get("note"), actor(), version)
     return result, etag(result)
 
 
@@ -183,7 +208,7 @@ def reroute(body: dict[str, Any], reference: str) -> tuple[QuoteRequest, Headers
 @blp.alt_response(
     409,
     description="`request_erased`; `request_not_open` (withdrawn, rejected, closed, spam); "
-    "or no first acknowledgement yet.",
+    "`not_acknowledged_yet` (no first acknowledgement yet); or `resend_in_flight`.",
 )
 def resend_acknowledgement(body: dict[str, Any], reference: str) -> Notification:
     """Send the acknowledgement again, through the same disclaimer guard"""
@@ -199,18 +224,14 @@ def resend_acknowledgement(body: dict[str, Any], reference: str) -> Notification
     422,
     description="`merge_into_itself`; `unknown_reference` (no request `into`); or invalid fields.",
 )
-@blp.alt_response(
-    409,
-    description="`not_a_duplicate` (not an undecided possible duplicate of `into`); "
-    "`request_not_open` (one of the two ended); or a stale `version`.",
+@versioned(
+    "`not_a_duplicate` (not an undecided possible duplicate of `into`); "
+    "`request_not_open` (one of the two ended)"
 )
-@versioned
 def merge(body: dict[str, Any], reference: str) -> tuple[QuoteRequest, Headers]:
     """Merge a possible duplicate into the request it resembles: its details join that one"""
-    version, from_header = expected_version(body)
-    result = workflow.merge(
-        reference, body["into"], body.get("note"), actor(), version, from_header
-    )
+    version = expected_version(body)
+    result = workflow.merge(reference, body["into"], body.get("note"), actor(), version)
     return result, etag(result)
 
 
@@ -219,13 +240,9 @@ def merge(body: dict[str, Any], reference: str) -> tuple[QuoteRequest, Headers]:
 @requires("coordinator")
 @blp.arguments(KeepApartInSchema)
 @blp.response(200, QueueItemSchema, headers=ETAG_HEADER)
-@blp.alt_response(
-    409,
-    description="`not_a_duplicate`; `request_not_open` (it ended meanwhile); or a stale `version`.",
-)
-@versioned
+@versioned("`not_a_duplicate`; `request_not_open` (it ended meanwhile)")
 def keep_apart(body: dict[str, Any], reference: str) -> tuple[QuoteRequest, Headers]:
     """Keep a possible duplicate as a request of its own: it is routed and acknowledged"""
-    version, from_header = expected_version(body)
-    result = workflow.keep_apart(reference, body.get("note"), actor(), version, from_header)
+    version = expected_version(body)
+    result = workflow.keep_apart(reference, body.get("note"), actor(), version)
     return result, etag(result)

@@ -28,11 +28,9 @@ blp = Blueprint(
 @blp.alt_response(
     422, description="A quote id of another request, or one not `submitted` (field `quote_ids`)."
 )
-@versioned
+@versioned("`request_closed` (the request ended or was erased)")
 def send_quotes(body: dict[str, Any], reference: str) -> tuple[QuoteRequest, dict[str, str]]:
     """Email the patient the chosen quotes side by side; the request becomes quoted"""
-    version, from_header = expected_version(body)
-    request = workflow.send_quotes(
-        reference, body["quote_ids"], body.get("note"), actor(), version, from_header
-    )
+    version = expected_version(body)
+    request = workflow.send_quotes(reference, body["quote_ids"], body.get("note"), actor(), version)
     return request, etag(request)

@@ -23,13 +23,10 @@ blp = Blueprint(
 @requires("coordinator")
 @blp.arguments(SafetyReviewInSchema)
 @blp.response(200, SafetyReviewOutSchema, headers=ETAG_HEADER)
-@blp.alt_response(409, description="The request was not flagged urgent, or `version` is stale.")
-@versioned
+@versioned("`not_flagged` (the request was not flagged urgent)")
 def review_safety(body: dict[str, Any], reference: str) -> tuple[dict[str, Any], dict[str, str]]:
     """Record whether an urgent flag was an emergency (`confirmed`) or a `false_alarm`"""
-    version, from_header = expected_version(body)
-    request = safety.review(
-        reference, body["verdict"], body.get("note"), actor(), version, from_header
-    )
+    version = expected_version(body)
+    request = safety.review(reference, body["verdict"], body.get("note"), actor(), version)
     body_out = {"reference": request.reference, "version": request.version}
     return {**body_out, "safety": safety.view(request)}, {"ETag": f'"{request.version}"'}

@@ -152,9 +152,7 @@ def transition(reference: str) -> Any:
         reference,
         data,
         errors,
-        lambda d: workflow.transition(
-            reference, d["to"], d.get("note"), me().actor, d["version"], False
-        ),
+        lambda d: workflow.transition(reference, d["to"], d.get("note"), me().actor, d["version"]),
         f"Moved to {request.form.get('to', '')}.",
     )
 
@@ -175,7 +173,7 @@ def assignment(reference: str) -> Any:
 
     def change(d: dict[str, Any]) -> Any:
         target = me().id if d["assignee"] == "me" else d["assignee"]
-        return workflow.assign(reference, target, d.get("note"), me().actor, d["version"], False)
+        return workflow.assign(reference, target, d.get("note"), me().actor, d["version"])
 
     done = "Unassigned." if assignee is None else "Claimed." if raw == "me" else "Assigned."
     return act(reference, data, errors, change, done)
@@ -206,7 +204,7 @@ def reroute(reference: str) -> Any:
         data,
         errors,
         lambda d: workflow.reroute(
-            reference, d["provider_id"], d.get("note"), me().actor, d["version"], False
+            reference, d["provider_id"], d.get("note"), me().actor, d["version"]
         ),
         "Routed again.",
     )
@@ -220,9 +218,7 @@ def merge(reference: str) -> Any:
         reference,
         data,
         errors,
-        lambda d: workflow.merge(
-            reference, d["into"], d.get("note"), me().actor, d["version"], False
-        ),
+        lambda d: workflow.merge(reference, d["into"], d.get("note"), me().actor, d["version"]),
         f"Merged into {request.form.get('into', '')}.",
     )
 
@@ -235,7 +231,7 @@ def keep_apart(reference: str) -> Any:
         reference,
         data,
         errors,
-        lambda d: workflow.keep_apart(reference, d.get("note"), me().actor, d["version"], False),
+        lambda d: workflow.keep_apart(reference, d.get("note"), me().actor, d["version"]),
         "Kept apart: it will be routed and acknowledged.",
     )
 
@@ -274,7 +270,7 @@ def send_quotes(reference: str) -> Any:
         data,
         errors,
         lambda d: workflow.send_quotes(
-            reference, d["quote_ids"], d.get("note"), me().actor, d["version"], False
+            reference, d["quote_ids"], d.get("note"), me().actor, d["version"]
         ),
         "The quotes will be emailed to the patient.",
     )
@@ -288,9 +284,7 @@ def review_safety(reference: str) -> Any:
         reference,
         data,
         errors,
-        lambda d: safety.review(
-            reference, d["verdict"], d.get("note"), me().actor, d["version"], False
-        ),
+        lambda d: safety.review(reference, d["verdict"], d.get("note"), me().actor, d["version"]),
         "Review recorded.",
     )
 

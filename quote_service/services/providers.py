@@ -40,6 +40,12 @@ log = logging.getLogger(__name__)
 PLAIN_FIELDS = ("name", "contact_email", "city", "daily_capacity", "weight", "active")
 
 
+class SlugTaken(Conflict):
+    """A provider with this slug exists already."""
+
+    code = "slug_taken"
+
+
 @dataclass(frozen=True)
 class ProviderFigures:
     """A provider with what is counted about it: what the API and the console show."""
@@ -105,7 +111,7 @@ def provider_by_slug(slug: str) -> Provider | None:
 def create_provider(data: dict[str, Any], actor_id: int) -> ProviderFigures:
     """Store a new provider from a body the input schema took."""
     if provider_by_slug(data["slug"]) is not None:
-        raise Conflict(f"A provider with the slug {data['slug']} exists already.")
+        raise SlugTaken(f"A provider with the slug {data['slug']} exists already.")
     provider, _ = save(data)
     try:
         db.session.commit()
@@ -113,7 +119,7 @@ def create_provider(data: dict[str, Any], actor_id: int) -> ProviderFigures:
         # Another admin created the same slug between our check and commit.
         db.session.rollback()
         if provider_by_slug(data["slug"]) is not None:
-            raise Conflict(f"A provider with the slug {data['slug']} exists already.") from None
+            raise SlugTaken(f"A provider with the slug {data['slug']} exists already.") from None
         raise
     log.info("provider %s created by user %s", provider.slug, actor_id)
     return with_figures([provider])[0]

@@ -63,11 +63,10 @@ def review(
     note: str | None,
     actor: str,
     expected: int | None = None,
-    from_header: bool = False,
 ) -> QuoteRequest:
     """Record a coordinator's verdict on a flagged request; a later verdict replaces it."""
     request = lock(reference)
-    check_version(request, expected, from_header)
+    check_version(request, expected)
     if not request.urgent:
         raise NotFlagged(
             f"{request.reference} was not flagged as urgent; there is nothing to review."

@@ -33,6 +33,12 @@ def token_expiry(expires_days: int | None = None) -> datetime | None:
 NAME_MAX_LENGTH = 120
 
 
+class EmailTaken(Conflict):
+    """A user with this email exists already."""
+
+    code = "email_taken"
+
+
 def create_user(
     email: str, role: str, expires_days: int | None = None, name: str | None = None
 ) -> tuple[User, str]:
@@ -48,7 +54,7 @@ def create_user(
     except email_validator.EmailNotValidError as error:
         raise InvalidFields({"email": [str(error)]}) from None
     if db.session.execute(db.select(User).where(User.email == email)).scalar_one_or_none():
-        raise Conflict(f"A user with the email {email} exists already.")
+        raise EmailTaken(f"A user with the email {email} exists already.")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     user = User(
         email=email,

@@ -4,9 +4,9 @@ The statuses and their groups are models/vocabulary.py's; TRANSITIONS below
 are the moves a coordinator may make between them.
 
 Every change bumps the request's `version`: a coordinator acting on a stale
-copy it names gets 409 (version in the body) or 412 (If-Match), never a
-silent overwrite; a change that names no version is served. Every change
-writes an event naming who did it.
+copy it names is refused with StaleVersion, never silently overwritten (the
+API answers it 409, or 412 when the version came from If-Match); a change that
+names no version is served. Every change writes an event naming who did it.
 """
 
 from __future__ import annotations
@@ -14,13 +14,15 @@ from __future__ import annotations
 from sqlalchemy.exc import IntegrityError
 
 from quote_service.errors import (
-    Conflict,
     InvalidFields,
+    NotAcknowledgedYet,
     NotFound,
-    PreconditionFailed,
     RequestErased,
     RequestNotOpen,
+    RerouteNotAllowed,
+    ResendInFlight,
     StaleVersion,
+    TransitionNotAllowed,
 )
 from quote_service.extensions import db
 from quote_service.models import (
@@ -66,7 +68,7 @@ def lock(reference: str) -> QuoteRequest:
     return request
 
 
-def check_version(request: QuoteRequest, expected: int | None, from_header: bool) -> None:
+def check_version(request: QuoteRequest, expected: int | None) -> None:
     """Refuse a change made on a stale copy; a change that names no version is served.
 
     The contract's own body (`{"to", "note"}`) carries no version, so the check
@@ -87,8 +89,6 @@ def check_version(request: QuoteRequest, expected: int | None, from_header: bool
                 f"{request.reference} changed since you read it (you read version "
                 f"{expected}; it is now at version {request.version}); reload it and try again."
             )
-        if from_header:
-            raise PreconditionFailed(message)
         raise StaleVersion(message, {"version": [message]})
 
 
@@ -97,16 +97,16 @@ def _changed(request: QuoteRequest, type_: str, actor: str, note: str | None, **
 
 
 def transition(
-    reference: str, to: str, note: str | None, actor: str, expected: int | None, from_header: bool
+    reference: str, to: str, note: str | None, actor: str, expected: int | None
 ) -> QuoteRequest:
     request = lock(reference)
-    check_version(request, expected, from_header)
+    check_version(request, expected)
     allowed = TRANSITIONS.get(request.status, ())
     if to not in allowed:
         message = f"{request.reference} cannot go from {request.status} to {to}; " + (
             f"allowed: {', '.join(allowed)}." if allowed else "it is closed."
         )
-        raise Conflict(message, {"to": [message]}, {"allowed": list(allowed)})
+        raise TransitionNotAllowed(message, {"to": [message]}, {"allowed": list(allowed)})
     previous = request.status
     request.status = to
     if to == S.WITHDRAWN:
@@ -127,14 +127,13 @@ def assign(
     note: str | None,
     actor: str,
     expected: int | None,
-    from_header: bool,
 ) -> QuoteRequest:
     """Claim (assign to oneself), assign to another user (id or email), or unassign (None).
 
     A user assigned by someone else is told by a short email naming the reference.
     """
     request = lock(reference)
-    check_version(request, expected, from_header)
+    check_version(request, expected)
     user: User | None = None
     if assignee is not None:
         user = users.find_active(assignee)
@@ -172,13 +171,12 @@ def reroute(
     note: str | None,
     actor: str,
     expected: int | None,
-    from_header: bool,
 ) -> QuoteRequest:
     """Route again (or to the provider a coordinator names) and email the new provider."""
     request = lock(reference)
-    check_version(request, expected, from_header)
+    check_version(request, expected)
     if request.status not in vocabulary.BEFORE_QUOTE:
-        raise Conflict(
+        raise RerouteNotAllowed(
             f"{request.reference} is {request.status}; "
             "only open requests without a quote can be rerouted."
         )
@@ -219,23 +217,20 @@ def merge(
     note: str | None,
     actor: str,
     expected: int | None,
-    from_header: bool,
 ) -> QuoteRequest:
     """Merge a possible duplicate into the request it resembles; the newer is closed."""
     newer = lock(reference)
-    check_version(newer, expected, from_header)
+    check_version(newer, expected)
     older = duplicates.check_merge(newer, into)
     duplicates.merge(newer, older, actor, note)
     db.session.commit()
     return newer
 
 
-def keep_apart(
-    reference: str, note: str | None, actor: str, expected: int | None, from_header: bool
-) -> QuoteRequest:
+def keep_apart(reference: str, note: str | None, actor: str, expected: int | None) -> QuoteRequest:
     """A possible duplicate is its own request: it is routed and acknowledged."""
     request = lock(reference)
-    check_version(request, expected, from_header)
+    check_version(request, expected)
     duplicates.keep_apart(request, actor, note)
     db.session.commit()
     return request
@@ -272,7 +267,9 @@ def resend_acknowledgement(reference: str, note: str | None, actor: str) -> Noti
     ).scalar()
     if count == 0:
         # The first one is the worker's, after routing; a resend now would make two.
-        raise Conflict(f"{request.reference} has not been acknowledged yet; nothing to resend.")
+        raise NotAcknowledgedYet(
+            f"{request.reference} has not been acknowledged yet; nothing to resend."
+        )
     notification = notifications.prepare_acknowledgement(
         request, dedupe_key=f"acknowledgement:{request.id}:resend:{count + 1}", resend=True
     )
@@ -287,7 +284,7 @@ def resend_acknowledgement(reference: str, note: str | None, actor: str) -> Noti
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
-        raise Conflict("Another resend of this acknowledgement is under way.") from None
+        raise ResendInFlight("Another resend of this acknowledgement is under way.") from None
     return notification
 
 
@@ -297,10 +294,9 @@ def send_quotes(
     note: str | None,
     actor: str,
     expected: int | None = None,
-    from_header: bool = False,
 ) -> QuoteRequest:
     """Send the patient the chosen clinics' quotes, on the version the caller read."""
     request = lock(reference)
-    check_version(request, expected, from_header)
+    check_version(request, expected)
     clinic_quotes.send_to_patient(request, quote_ids, note, actor)
     return request
