@@ -12,10 +12,10 @@ import psycopg
 
 from bench import database
 from bench.bulk import Catalog, RequestFactory
-from bench.processes import wait_until
 from bench.settings import Settings
 from bench.stack import Stack
 from quote_service.crypto import Keyring
+from tests.support.polling import wait_until
 
 _STARTED = time.monotonic()
 

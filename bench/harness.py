@@ -22,12 +22,12 @@ import redis
 from bench import database, machine, report
 from bench.bulk import Catalog
 from bench.context import Run, log
-from bench.processes import PROJECT_ROOT
 from bench.profiling import Recording
 from bench.results import ScenarioResult
 from bench.scenarios import console, end_to_end, intake, pipeline, queue
 from bench.settings import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, SCENARIOS, Settings
 from bench.stack import Stack
+from tests.support.processes import PROJECT_ROOT
 
 DEFAULT_OUTPUT = PROJECT_ROOT / "docs" / "PERFORMANCE.md"
 SMOKE_OUTPUT = PROJECT_ROOT / "instance" / "bench-smoke.md"

@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.processes import ManagedProcess
+from tests.support.processes import ManagedProcess
 
 SAMPLES_PER_SECOND = 100
 STOP_TIMEOUT = 60.0

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
-from bench.processes import ManagedProcess, free_port, wait_http
 from bench.settings import Settings
-from bench.smtp_sink import TimingSink
+from tests.support.processes import ManagedProcess, free_port
+from tests.support.smtp import SmtpSink
 
 HOST = "127.0.0.1"
 # High enough never to answer 429 during a run, yet the limiter still counts in Redis.
@@ -27,7 +27,7 @@ FLOOR_APP = "bench.floor_intake:create_app()"
 class Stack:
     settings: Settings
     run_dir: Path
-    sink: TimingSink = field(init=False)
+    sink: SmtpSink = field(init=False)
     encryption_key: str = field(default_factory=lambda: Fernet.generate_key().decode())
     secret_key: str = field(default_factory=lambda: secrets.token_hex(32))
     api_port: int = field(default_factory=free_port)
@@ -35,7 +35,8 @@ class Stack:
     processes: dict[str, ManagedProcess] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.sink = TimingSink(free_port())
+        # Only counts and arrival times: a pipeline run sends thousands of emails.
+        self.sink = SmtpSink(free_port(), keep_messages=False, server_hostname="bench-sink")
 
     def environment(self) -> dict[str, str]:
         """The environment of every process: the deployment's variables, pointing at loopback."""
@@ -61,7 +62,9 @@ class Stack:
         return env
 
     def _start(self, name: str, command: list[str]) -> ManagedProcess:
-        process = ManagedProcess(name, command, self.environment(), self.run_dir / f"{name}.log")
+        process = ManagedProcess(
+            name, command, self.environment(), self.run_dir / f"{name}.log", die_with_parent=True
+        )
         self.processes[name] = process.start()
         return process
 
@@ -82,8 +85,8 @@ class Stack:
         """Both under gunicorn, started together; return once both answer."""
         api = self._gunicorn("api", PROJECT_APP, self.api_port)
         floor = self._gunicorn("floor-api", FLOOR_APP, self.floor_port)
-        wait_http(api, f"http://{HOST}:{self.api_port}/healthz")
-        wait_http(floor, f"http://{HOST}:{self.floor_port}/healthz")
+        api.wait_http(f"http://{HOST}:{self.api_port}/healthz")
+        floor.wait_http(f"http://{HOST}:{self.floor_port}/healthz")
 
     def _celery(self, name: str, app: str) -> ManagedProcess:
         return self._start(

@@ -14,8 +14,9 @@ from quote_service.models import Invitation
 from quote_service.services import invitations
 from quote_service.services.notifications import acknowledgement_disclaimers
 from tests.conftest import Caller
+from tests.support.polling import wait_until
 from tests.support.servers import Server
-from tests.support.smtp import Received, SmtpSink, wait_until
+from tests.support.smtp import Received, SmtpSink
 from tests.test_worker_pipeline import all_outbox_done, pipeline_app, running_worker
 
 INTAKE = "/api/v1/quote-requests"

@@ -25,7 +25,7 @@ from quote_service.services.duplicates import DUPLICATE_WINDOW
 from quote_service.services.intake import submission_lock_key
 from tests.conftest import Caller
 from tests.payloads import valid_body
-from tests.support.smtp import wait_until
+from tests.support.polling import wait_until
 
 URL = "/api/v1/quote-requests"
 OPEN = ("received", "routed", "unroutable", "in_review")

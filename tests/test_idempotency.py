@@ -18,8 +18,8 @@ from quote_service.models import Event, IdempotencyKey, OutboxMessage, QuoteRequ
 from quote_service.services import idempotency
 from quote_service.services.intake import submission_lock_key
 from tests.payloads import minimal_body, valid_body
+from tests.support.polling import wait_until
 from tests.support.servers import Server
-from tests.support.smtp import wait_until
 from worker.schedule import BEAT_SCHEDULE
 
 URL = "/api/v1/quote-requests"

@@ -22,8 +22,9 @@ from quote_service.models import OutboxMessage
 from quote_service.services.outbox import relay_once
 from tests.conftest import base_config
 from tests.payloads import valid_body
+from tests.support.polling import wait_until
 from tests.support.servers import Server
-from tests.support.smtp import SmtpSink, wait_until
+from tests.support.smtp import SmtpSink
 from tests.test_worker_pipeline import all_outbox_done, pipeline_app, running_worker
 
 URL = "/api/v1/quote-requests"

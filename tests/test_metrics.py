@@ -27,8 +27,9 @@ from quote_service.services import outbox, pipeline
 from tests.conftest import base_config, smtp_config
 from tests.payloads import valid_body
 from tests.routing_fixtures import received_row
+from tests.support.polling import wait_until
 from tests.support.servers import Server, free_port
-from tests.support.smtp import SmtpSink, wait_until
+from tests.support.smtp import SmtpSink
 from tests.test_worker_pipeline import all_outbox_done, running_worker
 from tests.test_workflow_api import stored
 from worker.observability import MetricsServerStep

@@ -15,8 +15,8 @@ from quote_service.models import Base
 from quote_service.services.keys import encrypted_columns
 from tests.conftest import Caller, base_config, smtp_config
 from tests.payloads import valid_body
+from tests.support.polling import wait_until
 from tests.support.servers import Server
-from tests.support.smtp import wait_until
 from worker.relay import OutboxRelayStep
 
 URL = "/api/v1/quote-requests"

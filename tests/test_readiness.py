@@ -13,8 +13,8 @@ from sqlalchemy import event
 
 from quote_service.api import operations
 from tests.conftest import base_config
+from tests.support.polling import wait_until
 from tests.support.servers import Server, free_port
-from tests.support.smtp import wait_until
 
 MakeApp = Callable[[dict[str, Any]], Flask]
 

@@ -27,8 +27,9 @@ from quote_service.models import (
 from quote_service.services import invitations, notifications, pipeline
 from tests.conftest import Caller
 from tests.routing_fixtures import received_row, submit
+from tests.support.polling import wait_until
 from tests.support.servers import Server
-from tests.support.smtp import SmtpSink, wait_until
+from tests.support.smtp import SmtpSink
 from tests.test_worker_pipeline import all_outbox_done, pipeline_app, running_worker
 
 INTAKE = "/api/v1/quote-requests"

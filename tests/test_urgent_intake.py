@@ -20,8 +20,9 @@ from quote_service.services import pipeline
 from tests.conftest import base_config
 from tests.payloads import valid_body
 from tests.routing_fixtures import received_row, submit
+from tests.support.polling import wait_until
 from tests.support.servers import Server
-from tests.support.smtp import SmtpSink, wait_until
+from tests.support.smtp import SmtpSink
 from tests.test_hosted_form import form_values
 from tests.test_worker_pipeline import all_outbox_done, pipeline_app, running_worker
 

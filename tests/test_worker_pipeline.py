@@ -18,8 +18,9 @@ from quote_service.models import Notification, OutboxMessage
 from quote_service.services.catalog import disclaimers_in_scope
 from tests.conftest import base_config, smtp_config
 from tests.payloads import valid_body
+from tests.support.polling import wait_until
 from tests.support.servers import Server, start_redis_server
-from tests.support.smtp import SmtpSink, wait_until
+from tests.support.smtp import SmtpSink
 from worker.relay import OutboxRelayStep
 
 URL = "/api/v1/quote-requests"

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from bench import database
 from bench.context import Run
 from bench.loadgen import post_steadily
-from bench.processes import wait_until
 from bench.results import Check, Ratio, ScenarioResult, Table, ms
 from bench.stack import HOST
 from bench.stats import median, percentile, ratio
+from tests.support.polling import wait_until
 
 TARGET_P99_SECONDS = 2.0
 

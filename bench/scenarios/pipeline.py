@@ -17,9 +17,9 @@ import redis
 from bench import database, floor_tasks
 from bench.bulk import store_received
 from bench.context import Run
-from bench.processes import wait_until
 from bench.results import ScenarioResult, Table, at_least
 from bench.stats import median, ratio
+from tests.support.polling import wait_until
 
 TARGET = 0.33
 TASKS_PER_REQUEST = 3

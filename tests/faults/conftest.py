@@ -9,16 +9,17 @@ import pytest
 import redis
 from flask import Flask
 
-from tests.support.faulty_smtp import FaultySmtpSink
-from tests.support.servers import Server, free_port
+from tests.support.processes import free_port
+from tests.support.servers import Server
+from tests.support.smtp import SmtpSink
 from tests.support.worker_process import WorkerProcess, worker_environment
 
 StartWorker = Callable[..., WorkerProcess]
 
 
 @pytest.fixture
-def faulty_smtp() -> Iterator[FaultySmtpSink]:
-    sink = FaultySmtpSink(free_port())
+def faulty_smtp() -> Iterator[SmtpSink]:
+    sink = SmtpSink(free_port(), fold_case=True)
     sink.start()
     yield sink
     sink.stop()
@@ -36,7 +37,7 @@ def broker(redis_server: Server) -> Iterator[str]:
 
 @pytest.fixture
 def start_worker(
-    app: Flask, postgres: Server, faulty_smtp: FaultySmtpSink, tmp_path: Path
+    app: Flask, postgres: Server, faulty_smtp: SmtpSink, tmp_path: Path
 ) -> Iterator[StartWorker]:
     """Start `celery -A worker worker` subprocesses; every one is stopped after the test.
 

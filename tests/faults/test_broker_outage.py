@@ -14,8 +14,8 @@ from tests.faults.checks import assert_each_email_arrived_once, assert_one_ackno
 from tests.faults.conftest import StartWorker
 from tests.faults.state import notifications, pending_outbox
 from tests.payloads import valid_body
-from tests.support.faulty_smtp import FaultySmtpSink
 from tests.support.servers import RedisBinaryServer, Server, find_redis_server, start_redis_server
+from tests.support.smtp import SmtpSink
 
 URL = "/api/v1/quote-requests"
 BURST = 40
@@ -54,7 +54,7 @@ def test_a_redis_outage_mid_burst_loses_no_request_and_acknowledges_each_once(
     app: Flask,
     make_app,
     killable_broker: RedisBinaryServer,
-    faulty_smtp: FaultySmtpSink,
+    faulty_smtp: SmtpSink,
     start_worker: StartWorker,
 ) -> None:
     api = make_app(base_config(postgres.url, REDIS_URL=killable_broker.url))

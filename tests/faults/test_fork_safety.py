@@ -20,13 +20,13 @@ from quote_service.extensions import db
 from tests.faults.conftest import StartWorker
 from tests.faults.state import pending_outbox
 from tests.payloads import valid_body
-from tests.support.faulty_smtp import FaultySmtpSink
+from tests.support.smtp import SmtpSink
 from tests.support.worker_process import WorkerProcess, thread_count
 
 URL = "/api/v1/quote-requests"
 
 
-def submit_and_wait(app: Flask, worker: WorkerProcess, sink: FaultySmtpSink, email: str) -> None:
+def submit_and_wait(app: Flask, worker: WorkerProcess, sink: SmtpSink, email: str) -> None:
     response = app.test_client().post(URL, json=valid_body(email=email))
     assert response.status_code == 201
     worker.wait_for(
@@ -38,7 +38,7 @@ def submit_and_wait(app: Flask, worker: WorkerProcess, sink: FaultySmtpSink, ema
 
 @pytest.mark.timeout(90)
 def test_the_forking_process_runs_no_thread_and_its_relay_is_supervised(
-    app: Flask, broker: str, faulty_smtp: FaultySmtpSink, start_worker: StartWorker
+    app: Flask, broker: str, faulty_smtp: SmtpSink, start_worker: StartWorker
 ) -> None:
     worker = start_worker(broker, concurrency=2)
     worker.wait_for(

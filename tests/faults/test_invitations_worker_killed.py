@@ -13,7 +13,7 @@ from tests.faults.checks import assert_each_email_arrived_once
 from tests.faults.conftest import StartWorker
 from tests.faults.state import notifications, pending_outbox
 from tests.payloads import minimal_body
-from tests.support.faulty_smtp import FaultySmtpSink
+from tests.support.smtp import SmtpSink
 
 URL = "/api/v1/quote-requests"
 LEASE_SECONDS = 3
@@ -24,7 +24,7 @@ CLINICS = ("alfa", "bravo", "charlie")
 def test_a_worker_killed_between_invitation_emails_still_invites_each_clinic_once(
     app: Flask,
     broker: str,
-    faulty_smtp: FaultySmtpSink,
+    faulty_smtp: SmtpSink,
     start_worker: StartWorker,
     portugal,
 ) -> None:

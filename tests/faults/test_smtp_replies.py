@@ -9,7 +9,7 @@ from tests.conftest import Caller
 from tests.faults.conftest import StartWorker
 from tests.faults.state import SentRecord, notifications, pending_outbox
 from tests.payloads import valid_body
-from tests.support.faulty_smtp import ACCEPTED, FaultySmtpSink
+from tests.support.smtp import ACCEPTED, SmtpSink
 
 URL = "/api/v1/quote-requests"
 GREYLISTED = "421 4.7.0 Greylisted, try again later"
@@ -39,7 +39,7 @@ def detail(app: Flask, coordinator: Caller, reference: str) -> dict:
 def test_421_then_accepted_delivers_the_acknowledgement_once(
     app: Flask,
     broker: str,
-    faulty_smtp: FaultySmtpSink,
+    faulty_smtp: SmtpSink,
     start_worker: StartWorker,
     coordinator: Caller,
 ) -> None:
@@ -69,7 +69,7 @@ def test_421_then_accepted_delivers_the_acknowledgement_once(
 def test_550_fails_the_acknowledgement_at_once_and_coordinators_see_it(
     app: Flask,
     broker: str,
-    faulty_smtp: FaultySmtpSink,
+    faulty_smtp: SmtpSink,
     start_worker: StartWorker,
     coordinator: Caller,
 ) -> None:

@@ -17,7 +17,7 @@ from tests.faults.checks import assert_each_email_arrived_once, assert_one_ackno
 from tests.faults.conftest import StartWorker
 from tests.faults.state import notifications, pending_outbox
 from tests.payloads import valid_body
-from tests.support.faulty_smtp import FaultySmtpSink
+from tests.support.smtp import SmtpSink
 
 URL = "/api/v1/quote-requests"
 REQUESTS = 10
@@ -29,7 +29,7 @@ SLOW_SMTP_SECONDS = 0.2
 
 @pytest.mark.timeout(RECOVERY_SECONDS + 60)
 def test_a_worker_killed_mid_send_is_replaced_and_all_completes_within_two_minutes(
-    app: Flask, broker: str, faulty_smtp: FaultySmtpSink, start_worker: StartWorker
+    app: Flask, broker: str, faulty_smtp: SmtpSink, start_worker: StartWorker
 ) -> None:
     faulty_smtp.slow_down(SLOW_SMTP_SECONDS)
     faulty_smtp.stall_next()

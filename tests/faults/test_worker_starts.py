@@ -23,8 +23,8 @@ from tests.faults.checks import assert_each_email_arrived_once
 from tests.faults.conftest import StartWorker
 from tests.faults.state import notifications, pending_outbox
 from tests.payloads import valid_body
-from tests.support.faulty_smtp import FaultySmtpSink
 from tests.support.servers import Server
+from tests.support.smtp import SmtpSink
 from tests.support.worker_process import WorkerProcess
 
 URL = "/api/v1/quote-requests"
@@ -46,7 +46,7 @@ def submit(app: Flask, emails: list[str]) -> None:
         assert response.status_code == 201, response.get_data(as_text=True)
 
 
-def acknowledged(app: Flask, sink: FaultySmtpSink, emails: list[str]) -> bool:
+def acknowledged(app: Flask, sink: SmtpSink, emails: list[str]) -> bool:
     return all(sink.to(email) for email in emails) and pending_outbox(app) == 0
 
 
@@ -55,7 +55,7 @@ def assert_no_time_limit(worker: WorkerProcess) -> None:
     assert not [sign for sign in TIME_LIMIT_SIGNS if sign in log], worker.log_tail(60)
 
 
-def assert_each_email_once(app: Flask, sink: FaultySmtpSink) -> None:
+def assert_each_email_once(app: Flask, sink: SmtpSink) -> None:
     records = notifications(app)
     assert_each_email_arrived_once(records, sink.received)
     copies = Counter(str(message.message["Message-ID"]) for message in sink.received)
@@ -64,7 +64,7 @@ def assert_each_email_once(app: Flask, sink: FaultySmtpSink) -> None:
 
 @pytest.mark.timeout(480)
 def test_cold_starts_onto_a_backlog_acknowledge_it_and_shut_down_warm(
-    app: Flask, broker: str, faulty_smtp: FaultySmtpSink, start_worker: StartWorker
+    app: Flask, broker: str, faulty_smtp: SmtpSink, start_worker: StartWorker
 ) -> None:
     for start in range(COLD_STARTS):
         emails = [f"cold.{start}.{index}@example.org" for index in range(BACKLOG)]
@@ -108,7 +108,7 @@ def test_a_start_at_concurrency_8_during_a_database_outage_acknowledges_its_back
     postgres: Server,
     make_app,
     broker: str,
-    faulty_smtp: FaultySmtpSink,
+    faulty_smtp: SmtpSink,
     start_worker: StartWorker,
     database_outage: psycopg.Connection,
 ) -> None:
@@ -142,7 +142,7 @@ def test_a_start_at_concurrency_8_during_a_database_outage_acknowledges_its_back
 
 @pytest.mark.timeout(300)
 def test_a_child_forked_for_every_task_runs_every_task_once(
-    app: Flask, broker: str, faulty_smtp: FaultySmtpSink, start_worker: StartWorker
+    app: Flask, broker: str, faulty_smtp: SmtpSink, start_worker: StartWorker
 ) -> None:
     worker = start_worker(broker, concurrency=2, extra_args=("--max-tasks-per-child=1",))
     emails = [f"reforked.{index}@example.org" for index in range(RE_FORKED_REQUESTS)]
