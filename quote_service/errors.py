@@ -87,6 +87,12 @@ class RequestNotOpen(Conflict):
     code = "request_not_open"
 
 
+class ReopenTooLate(Conflict):
+    """A closed or rejected request ended longer than REOPEN_DAYS ago."""
+
+    code = "reopen_too_late"
+
+
 class Gone(ServiceError):
     status = 410
     code = "gone"

@@ -18,6 +18,7 @@ from quote_service.errors import InvalidFields
 from quote_service.models import Event, Notification, QuoteRequest
 from quote_service.schemas.queue import (
     AssignmentInSchema,
+    CorrectionInSchema,
     EventSchema,
     KeepApartInSchema,
     MergeInSchema,
@@ -26,12 +27,13 @@ from quote_service.schemas.queue import (
     QueueItemSchema,
     QueuePageSchema,
     QueueQuerySchema,
+    ReopenInSchema,
     RequestDetailSchema,
     ResendInSchema,
     RouteInSchema,
     TransitionInSchema,
 )
-from quote_service.services import queue, workflow
+from quote_service.services import corrections, queue, workflow
 
 blp = Blueprint(
     "queue",
@@ -113,6 +115,32 @@ def get_quote_request(reference: str) -> tuple[dict[str, Any], Headers]:
     return detail, {"ETag": f'"{detail["version"]}"'}
 
 
+@blp.route(ITEM, methods=["PATCH"])
+@blp.doc(security=COORDINATOR)
+@requires("coordinator")
+@blp.arguments(CorrectionInSchema)
+@blp.response(200, RequestDetailSchema, headers=ETAG_HEADER)
+@blp.alt_response(
+    409,
+    description="`request_erased`; `request_not_open` (closed, rejected, withdrawn, spam); "
+    "or `version` in the body is stale.",
+)
+@blp.alt_response(412, description="If-Match names a stale version.")
+@blp.doc(parameters=[IF_MATCH])
+def correct_quote_request(body: dict[str, Any], reference: str) -> tuple[dict[str, Any], Headers]:
+    """Correct the patient's name, email, phone, language or travel dates
+
+    Only the fields sent change (null clears phone, travel_from or travel_to),
+    checked as at intake. A `corrected` event names who changed which fields,
+    never the values. After an email correction, the acknowledgement may be
+    resent once past the per-address cap.
+    """
+    version, from_header = expected_version(body)
+    result = corrections.correct(reference, body, body.get("note"), actor(), version, from_header)
+    detail = queue.detail(result.reference, actor(), current_user().id)
+    return detail, {"ETag": f'"{detail["version"]}"'}
+
+
 @blp.route(f"{ITEM}/transitions", methods=["POST"])
 @blp.doc(security=COORDINATOR)
 @requires("coordinator")
@@ -120,11 +148,36 @@ def get_quote_request(reference: str) -> tuple[dict[str, Any], Headers]:
 @blp.response(200, QueueItemSchema, headers=ETAG_HEADER)
 @versioned
 def transition(body: dict[str, Any], reference: str) -> tuple[QuoteRequest, Headers]:
-    """Move a request through the workflow"""
+    """Move a request through the workflow; closing takes an `outcome`"""
     version, from_header = expected_version(body)
     result = workflow.transition(
-        reference, body["to"], body.get("note"), actor(), version, from_header
+        reference,
+        body["to"],
+        body.get("note"),
+        actor(),
+        version,
+        from_header,
+        outcome=body.get("outcome"),
     )
+    return result, etag(result)
+
+
+@blp.route(f"{ITEM}/reopen", methods=["POST"])
+@blp.doc(security=COORDINATOR)
+@requires("coordinator")
+@blp.arguments(ReopenInSchema)
+@blp.response(200, QueueItemSchema, headers=ETAG_HEADER)
+@blp.alt_response(
+    409,
+    description="`reopen_too_late` (ended REOPEN_DAYS ago or more); `request_erased`; "
+    "not closed or rejected; or `version` in the body is stale.",
+)
+@blp.alt_response(412, description="If-Match names a stale version.")
+@blp.doc(parameters=[IF_MATCH])
+def reopen(body: dict[str, Any], reference: str) -> tuple[QuoteRequest, Headers]:
+    """Take a closed or rejected request up again (back to in_review), with a reason"""
+    version, from_header = expected_version(body)
+    result = workflow.reopen(reference, body["reason"], actor(), version, from_header)
     return result, etag(result)
 
 

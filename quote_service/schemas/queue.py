@@ -6,9 +6,10 @@ from typing import Any
 
 import marshmallow as ma
 
-from quote_service.models import MAX_ID, RequestStatus
+from quote_service.models import MAX_ID, Outcome, RequestStatus
 from quote_service.schemas.base import StrictSchema, Text, UTCDateTime
 from quote_service.schemas.fields import ID_RANGE, CountryCode
+from quote_service.schemas.intake import QuoteRequestInSchema
 from quote_service.schemas.quotes import InvitationSchema, QuoteSchema
 
 NOTE = Text(multiline=True, validate=ma.validate.Length(min=1, max=5000))
@@ -88,6 +89,14 @@ class QueueItemSchema(ma.Schema):
     preferred_language = ma.fields.String()
     full_name = ma.fields.String()
     urgent = ma.fields.Boolean(metadata={"description": "Flagged for urgent symptoms."})
+    outcome = ma.fields.String(
+        allow_none=True,
+        metadata={
+            "description": "How a closed request ended: "
+            + ", ".join(f"`{o}`" for o in Outcome)
+            + "; null unless closed."
+        },
+    )
     provider = ma.fields.Nested(ProviderRefSchema, allow_none=True)
     assignee = ma.fields.Nested(UserRefSchema, allow_none=True)
     viewers = ma.fields.List(
@@ -213,6 +222,70 @@ class TransitionInSchema(StrictSchema):
     to = Text(required=True, validate=ma.validate.OneOf(list(RequestStatus)))
     note = NOTE
     version = VERSION
+    outcome = Text(
+        validate=ma.validate.OneOf(list(Outcome)),
+        metadata={"description": "Required when `to` is `closed`, refused otherwise."},
+    )
+
+    @ma.validates_schema
+    def outcome_only_when_closing(self, data: dict[str, Any], **kwargs: Any) -> None:
+        # Its absence when closing is the workflow's 422, after an illegal move's 409.
+        if data["to"] != RequestStatus.CLOSED and "outcome" in data:
+            raise ma.ValidationError(["Only closing takes an outcome."], "outcome")
+
+
+class ReopenInSchema(StrictSchema):
+    reason = Text(
+        multiline=True,
+        required=True,
+        validate=ma.validate.Length(min=1, max=5000),
+        metadata={"description": "Why it is taken up again (kept on the timeline)."},
+    )
+    version = VERSION
+
+
+#: What a coordinator may correct of what the patient typed.
+CORRECTABLE = ("full_name", "email", "phone", "preferred_language", "travel_from", "travel_to")
+#: The optional ones at intake, which null clears.
+CLEARABLE = ("phone", "travel_from", "travel_to")
+
+
+class CorrectionInSchema(QuoteRequestInSchema):
+    """A correction of what the patient typed: the intake's own fields and rules.
+
+    Only the fields sent change, and null clears an optional one. The phone is
+    read in the request's country of residence by the service, as at intake
+    (the body does not carry the country).
+    """
+
+    note = NOTE
+    version = VERSION
+
+    class Meta(QuoteRequestInSchema.Meta):
+        fields = (*CORRECTABLE, "note", "version")
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(partial=True, **kwargs)
+
+    def on_bind_field(self, field_name: str, field_obj: ma.fields.Field) -> None:
+        super().on_bind_field(field_name, field_obj)
+        if field_name in CLEARABLE:
+            field_obj.allow_none = True
+
+    # Without the decorators the intake's phone hooks are not this schema's:
+    # they would read the number without the stored country of residence.
+    def phone_is_valid(self, data: dict[str, Any], **kwargs: Any) -> None:
+        return None
+
+    def normalise_phone_number(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        return data
+
+    @ma.validates_schema
+    def something_to_correct(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not any(name in data for name in CORRECTABLE):
+            raise ma.ValidationError(
+                f"Send at least one field to correct: {', '.join(CORRECTABLE)}."
+            )
 
 
 class MergeInSchema(StrictSchema):
