@@ -464,6 +464,18 @@ def test_only_closed_or_rejected_requests_reopen(
     assert "only a closed or rejected request can be reopened" in error(response)["message"]
 
 
+def test_a_merged_duplicate_does_not_reopen(client, app_context, coordinator: Caller):
+    """Its details joined the request it repeated: that one is the one to take up."""
+    reference = routed_request(client)
+    row = stored(reference)
+    row.status, row.duplicate_decision = "closed", "merged"
+    db.session.commit()
+    response = reopen(client, coordinator, reference, {"reason": "Again"})
+    assert response.status_code == 409
+    assert error(response)["code"] == "conflict"
+    assert "merged into another request" in error(response)["message"]
+
+
 def test_reopening_on_a_stale_version_is_409_or_412(client, app_context, coordinator: Caller):
     reference = routed_request(client)
     _, etag = read(client, coordinator, reference)

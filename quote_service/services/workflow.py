@@ -133,7 +133,7 @@ def transition(
         raise InvalidFields({"outcome": [message]})
     previous = request.status
     request.status = to
-    extra = {}
+    extra: dict[str, str] = {}
     if outcome is not None:
         request.outcome = outcome
         extra["outcome"] = outcome
