@@ -570,6 +570,8 @@ def test_the_openapi_documents_corrections_outcomes_and_reopening(client):
         "version",
     }
     assert correction.get("required", []) == []
+    assert "default" not in correction["properties"]["preferred_language"]  # nothing sent stays
+    assert correction["properties"]["phone"]["nullable"] is True
     assert correction["additionalProperties"] is False
     assert schemas["TransitionIn"]["properties"]["outcome"]["enum"] == OUTCOMES
     assert schemas["ReopenIn"]["required"] == ["reason"]

@@ -269,16 +269,22 @@ class CorrectionInSchema(QuoteRequestInSchema):
 
     def on_bind_field(self, field_name: str, field_obj: ma.fields.Field) -> None:
         super().on_bind_field(field_name, field_obj)
+        # A field not sent stays as it is: no intake default (`en`) applies.
+        field_obj.load_default = ma.missing
         if field_name in CLEARABLE:
             field_obj.allow_none = True
 
-    # Without the decorators the intake's phone hooks are not this schema's:
-    # they would read the number without the stored country of residence.
+    # Redefined without their decorators, these intake hooks are not this
+    # schema's: the phone needs the stored country of residence, and
+    # `redirect_to` is already refused as unknown.
     def phone_is_valid(self, data: dict[str, Any], **kwargs: Any) -> None:
         return None
 
     def normalise_phone_number(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         return data
+
+    def redirect_only_from_forms(self, data: dict[str, Any], **kwargs: Any) -> None:
+        return None
 
     @ma.validates_schema
     def something_to_correct(self, data: dict[str, Any], **kwargs: Any) -> None:
