@@ -203,6 +203,8 @@ def from_environment(
         ),
         "DATA_ENCRYPTION_KEYS": parse_fernet_keys(get("DATA_ENCRYPTION_KEYS", "")),
         "RETENTION_DAYS": parse_int("RETENTION_DAYS", get("RETENTION_DAYS", "730"), minimum=1),
+        # Days after closing or rejecting during which a coordinator may reopen a request.
+        "REOPEN_DAYS": parse_int("REOPEN_DAYS", get("REOPEN_DAYS", "30"), minimum=0),
         "MAIL_BODY_RETENTION_DAYS": parse_int(
             "MAIL_BODY_RETENTION_DAYS", get("MAIL_BODY_RETENTION_DAYS", "30"), minimum=1
         ),

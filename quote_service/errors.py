@@ -113,6 +113,18 @@ class RequestNotOpen(Conflict):
     code = "request_not_open"
 
 
+class ReopenNotAllowed(Conflict):
+    """Only a closed or rejected request (not a merged duplicate) can be reopened."""
+
+    code = "reopen_not_allowed"
+
+
+class ReopenTooLate(Conflict):
+    """A closed or rejected request ended longer than REOPEN_DAYS ago."""
+
+    code = "reopen_too_late"
+
+
 class Gone(ServiceError):
     status = 410
     code = "gone"

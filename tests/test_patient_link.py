@@ -430,7 +430,7 @@ def test_a_closed_request_withdrawn_by_its_patient_cannot_be_moved_again(
     request, _, _ = with_quotes(client, coordinator, portugal)
     closed = client.post(
         f"/api/v1/quote-requests/{request.reference}/transitions",
-        json={"to": "closed"},
+        json={"to": "closed", "outcome": "booked"},
         headers=coordinator.headers,
     )
     assert closed.status_code == 200

@@ -48,7 +48,8 @@ def move(client, caller: Caller, reference: str, to: str, **extra):
 def test_the_whole_happy_path_with_events(client, app_context, coordinator: Caller):
     reference = routed_request(client)
     for to in ("in_review", "quoted", "closed"):
-        response = move(client, coordinator, reference, to, note=f"now {to}")
+        extra = {"outcome": "booked"} if to == "closed" else {}
+        response = move(client, coordinator, reference, to, note=f"now {to}", **extra)
         assert response.status_code == 200, response.get_json()
         assert response.get_json()["status"] == to
         assert response.headers["ETag"] == f'"{response.get_json()["version"]}"'

@@ -20,6 +20,7 @@ from quote_service.errors import InvalidFields, PreconditionFailed, StaleVersion
 from quote_service.models import Event, Notification, QuoteRequest
 from quote_service.schemas.queue import (
     AssignmentInSchema,
+    CorrectionInSchema,
     EventSchema,
     KeepApartInSchema,
     MergeInSchema,
@@ -28,12 +29,13 @@ from quote_service.schemas.queue import (
     QueueItemSchema,
     QueuePageSchema,
     QueueQuerySchema,
+    ReopenInSchema,
     RequestDetailSchema,
     ResendInSchema,
     RouteInSchema,
     TransitionInSchema,
 )
-from quote_service.services import queue, workflow
+from quote_service.services import corrections, queue, workflow
 
 blp = Blueprint(
     "queue",
@@ -147,6 +149,26 @@ def get_quote_request(reference: str) -> tuple[dict[str, Any], Headers]:
     return detail, {"ETag": f'"{detail["version"]}"'}
 
 
+@blp.route(ITEM, methods=["PATCH"])
+@blp.doc(security=COORDINATOR)
+@requires("coordinator")
+@blp.arguments(CorrectionInSchema)
+@blp.response(200, RequestDetailSchema, headers=ETAG_HEADER)
+@versioned("`request_erased`; `request_not_open` (closed, rejected, withdrawn, spam)")
+def correct_quote_request(body: dict[str, Any], reference: str) -> tuple[dict[str, Any], Headers]:
+    """Correct the patient's name, email, phone, language or travel dates
+
+    Only the fields sent change (null clears phone, travel_from or travel_to),
+    checked as at intake. A `corrected` event names who changed which fields,
+    never the values. After an email correction, the acknowledgement may be
+    resent once past the per-address cap.
+    """
+    version = expected_version(body)
+    result = corrections.correct(reference, body, body.get("note"), actor(), version)
+    detail = queue.detail(result.reference, actor(), current_user().id)
+    return detail, {"ETag": f'"{detail["version"]}"'}
+
+
 @blp.route(f"{ITEM}/transitions", methods=["POST"])
 @blp.doc(security=COORDINATOR)
 @requires("coordinator")
@@ -154,9 +176,27 @@ def get_quote_request(reference: str) -> tuple[dict[str, Any], Headers]:
 @blp.response(200, QueueItemSchema, headers=ETAG_HEADER)
 @versioned("`transition_not_allowed` (the error lists `allowed`)")
 def transition(body: dict[str, Any], reference: str) -> tuple[QuoteRequest, Headers]:
-    """Move a request through the workflow"""
+    """Move a request through the workflow; closing takes an `outcome`"""
     version = expected_version(body)
-    result = workflow.transition(reference, body["to"], body.get("note"), actor(), version)
+    result = workflow.transition(
+        reference, body["to"], body.get("note"), actor(), version, outcome=body.get("outcome")
+    )
+    return result, etag(result)
+
+
+@blp.route(f"{ITEM}/reopen", methods=["POST"])
+@blp.doc(security=COORDINATOR)
+@requires("coordinator")
+@blp.arguments(ReopenInSchema)
+@blp.response(200, QueueItemSchema, headers=ETAG_HEADER)
+@versioned(
+    "`reopen_too_late` (ended REOPEN_DAYS ago or more); `request_erased`; "
+    "`reopen_not_allowed` (not closed or rejected, or merged)"
+)
+def reopen(body: dict[str, Any], reference: str) -> tuple[QuoteRequest, Headers]:
+    """Take a closed or rejected request up again (back to in_review), with a reason"""
+    version = expected_version(body)
+    result = workflow.reopen(reference, body["reason"], actor(), version)
     return result, etag(result)
 
 

@@ -17,7 +17,7 @@ from quote_service.console import bp
 from quote_service.console.auth import me, safe_next
 from quote_service.console.forms import load_body, read_form, whole_number
 from quote_service.errors import FieldErrors, ServiceError, StaleVersion
-from quote_service.models import EventType, QuoteStatus, vocabulary
+from quote_service.models import EventType, Outcome, QuoteStatus, vocabulary
 from quote_service.schemas.queue import (
     AssignmentInSchema,
     KeepApartInSchema,
@@ -89,6 +89,7 @@ def render_detail(
         can_resend=any(n.kind == "acknowledgement" for n in detail["notifications"]),
         sendable=[q for q in detail["quotes"] if q.status == QuoteStatus.SUBMITTED],
         verdicts=VERDICTS,
+        outcomes=list(Outcome),
         eligible=eligible,
         people=[u for u in users.list_users() if u.revoked_at is None],
         clock=sla.clock(detail["created_at"], detail["status"]),
@@ -147,12 +148,16 @@ def act(
 @bp.route(f"{ITEM}/transitions", methods=["POST"])
 @login_required
 def transition(reference: str) -> Any:
-    data, errors = read_form(TransitionInSchema(), ["to", "note", "version"], ["version"])
+    data, errors = read_form(
+        TransitionInSchema(), ["to", "note", "version", "outcome"], ["version"]
+    )
     return act(
         reference,
         data,
         errors,
-        lambda d: workflow.transition(reference, d["to"], d.get("note"), me().actor, d["version"]),
+        lambda d: workflow.transition(
+            reference, d["to"], d.get("note"), me().actor, d["version"], outcome=d.get("outcome")
+        ),
         f"Moved to {request.form.get('to', '')}.",
     )
 

@@ -86,6 +86,8 @@ class QuoteRequest(Base):
         ForeignKey("quote_request.id"), index=True
     )
     duplicate_decision: Mapped[str | None] = mapped_column(String(20))
+    # Why a coordinator closed it (vocabulary.Outcome); null while it is not closed.
+    outcome: Mapped[str | None] = mapped_column(String(20))
 
     # Bumped by every coordinator change; stale writers get 409/412 (the ETag).
     version: Mapped[int] = mapped_column(default=1, server_default="1")

@@ -45,6 +45,19 @@ INVITING = (S.ROUTED, S.IN_REVIEW)
 NOT_REAL = (S.SPAM,)
 #: The endings a coordinator may choose from any open state.
 COORDINATOR_ENDINGS = (S.REJECTED, S.WITHDRAWN, S.SPAM)
+#: Ended by a coordinator's decision, which a coordinator may take back within
+#: REOPEN_DAYS (withdrawn is the patient's, spam was never a request).
+REOPENABLE = (S.CLOSED, S.REJECTED)
+
+
+class Outcome(StrEnum):
+    """Why a request was closed: what became of it, for the statistics and the record."""
+
+    BOOKED = "booked"
+    PATIENT_DECLINED = "patient-declined"
+    NO_RESPONSE = "no-response"
+    CLINIC_DECLINED = "clinic-declined"
+    OTHER = "other"
 
 
 class NotificationStatus(StrEnum):
@@ -139,6 +152,8 @@ class EventType(StrEnum):
     INVITATION_EXPIRED = "invitation_expired"
     INVITATION_WITHDRAWN = "invitation_withdrawn"
     PROCESSING_FAILED = "processing_failed"
+    CORRECTED = "corrected"
+    REOPENED = "reopened"
 
 
 def status_event(status: RequestStatus | str) -> str:

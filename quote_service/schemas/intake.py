@@ -183,9 +183,10 @@ class QuoteRequestInSchema(FormSchema):
 
     @ma.validates_schema(skip_on_field_errors=False)
     def travel_window_in_order(self, data: dict[str, Any], **kwargs: Any) -> None:
-        start, end = data.get("travel_from"), data.get("travel_to")
-        if start and end and start > end:
-            raise ma.ValidationError([_l("Must be on or after the start date.")], "travel_to")
+        try:
+            check_travel_window(data.get("travel_from"), data.get("travel_to"))
+        except ma.ValidationError as error:
+            raise ma.ValidationError(error.messages, "travel_to") from None
 
     @ma.validates_schema(skip_on_field_errors=False)
     def phone_is_valid(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -204,7 +205,15 @@ class QuoteRequestInSchema(FormSchema):
         return data
 
 
-def check_travel_date(value: date) -> None:
+def check_travel_window(start: date | None, end: date | None) -> None:
+    """The end of a travel window is not before its start (the message is the end's)."""
+    if start and end and start > end:
+        raise ma.ValidationError([_l("Must be on or after the start date.")])
+
+
+def check_travel_date(value: date | None) -> None:
+    if value is None:
+        return  # a coordinator's correction may clear a date (schemas/queue.py)
     if value < earliest_local_today():
         raise ma.ValidationError([_l("Must not be in the past.")])
     if value > earliest_local_today() + timedelta(days=TRAVEL_HORIZON_DAYS):

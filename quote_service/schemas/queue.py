@@ -7,9 +7,10 @@ from typing import Any
 import marshmallow as ma
 from marshmallow.utils import get_value
 
-from quote_service.models import MAX_ID, RequestStatus, utcnow, vocabulary
+from quote_service.models import MAX_ID, Outcome, RequestStatus, utcnow, vocabulary
 from quote_service.schemas.base import StrictSchema, Text, UTCDateTime
 from quote_service.schemas.fields import ID_RANGE, CountryCode
+from quote_service.schemas.intake import QuoteRequestInSchema
 from quote_service.schemas.quotes import InvitationSchema, QuoteSchema
 from quote_service.services import sla
 
@@ -125,6 +126,14 @@ class QueueItemSchema(ma.Schema):
     )
     last_activity_at = ma.fields.DateTime(
         metadata={"description": "The time of its latest timeline event."}
+    )
+    outcome = ma.fields.String(
+        allow_none=True,
+        metadata={
+            "description": "How a closed request ended: "
+            + ", ".join(f"`{o}`" for o in Outcome)
+            + "; null unless closed."
+        },
     )
     provider = ma.fields.Nested(ProviderRefSchema, allow_none=True)
     assignee = ma.fields.Nested(UserRefSchema, allow_none=True)
@@ -258,6 +267,76 @@ class TransitionInSchema(StrictSchema):
     to = Text(required=True, validate=ma.validate.OneOf(list(RequestStatus)))
     note = NOTE
     version = VERSION
+    outcome = Text(
+        validate=ma.validate.OneOf(list(Outcome)),
+        metadata={"description": "Required when `to` is `closed`, refused otherwise."},
+    )
+
+    @ma.validates_schema
+    def outcome_only_when_closing(self, data: dict[str, Any], **kwargs: Any) -> None:
+        # Its absence when closing is the workflow's 422, after an illegal move's 409.
+        if data["to"] != RequestStatus.CLOSED and "outcome" in data:
+            raise ma.ValidationError(["Only closing takes an outcome."], "outcome")
+
+
+class ReopenInSchema(StrictSchema):
+    reason = Text(
+        multiline=True,
+        required=True,
+        validate=ma.validate.Length(min=1, max=5000),
+        metadata={"description": "Why it is taken up again (kept on the timeline)."},
+    )
+    version = VERSION
+
+
+#: What a coordinator may correct of what the patient typed.
+CORRECTABLE = ("full_name", "email", "phone", "preferred_language", "travel_from", "travel_to")
+#: The optional ones at intake, which null clears.
+CLEARABLE = ("phone", "travel_from", "travel_to")
+
+
+class CorrectionInSchema(QuoteRequestInSchema):
+    """A correction of what the patient typed: the intake's own fields and rules.
+
+    Only the fields sent change, and null clears an optional one. The phone is
+    read in the request's country of residence by the service, as at intake
+    (the body does not carry the country).
+    """
+
+    note = NOTE
+    version = VERSION
+
+    class Meta(QuoteRequestInSchema.Meta):
+        fields = (*CORRECTABLE, "note", "version")
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(partial=True, **kwargs)
+
+    def on_bind_field(self, field_name: str, field_obj: ma.fields.Field) -> None:
+        super().on_bind_field(field_name, field_obj)
+        # A field not sent stays as it is: no intake default (`en`) applies.
+        field_obj.load_default = ma.missing
+        if field_name in CLEARABLE:
+            field_obj.allow_none = True
+
+    # Redefined without their decorators, these intake hooks are not this
+    # schema's: the phone needs the stored country of residence, and
+    # `redirect_to` is already refused as unknown.
+    def phone_is_valid(self, data: dict[str, Any], **kwargs: Any) -> None:
+        return None
+
+    def normalise_phone_number(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        return data
+
+    def redirect_only_from_forms(self, data: dict[str, Any], **kwargs: Any) -> None:
+        return None
+
+    @ma.validates_schema
+    def something_to_correct(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if not any(name in data for name in CORRECTABLE):
+            raise ma.ValidationError(
+                f"Send at least one field to correct: {', '.join(CORRECTABLE)}."
+            )
 
 
 class MergeInSchema(StrictSchema):

@@ -79,11 +79,18 @@ def check_catalog_fields(data: dict[str, Any]) -> None:
         errors["condition"] = [_l("This condition is not offered in %(place)s.", place=name)]
     if treatment is None or not treatment.active:
         errors["treatment"] = [_l("Unknown treatment.")]
-    if db.session.get(Language, data["preferred_language"]) is None:
-        choices = ", ".join(languages())
-        errors["preferred_language"] = [_l("Choose one of: %(choices)s.", choices=choices)]
+    problem = language_problem(data["preferred_language"])
+    if problem is not None:
+        errors["preferred_language"] = [problem]
     if errors:
         raise InvalidFields(errors)
+
+
+def language_problem(code: str) -> Any:
+    """Why `code` is no language of the catalog's, or None when it is one."""
+    if db.session.get(Language, code) is not None:
+        return None
+    return _l("Choose one of: %(choices)s.", choices=", ".join(languages()))
 
 
 def _offered(destination: Destination, condition: Condition) -> bool:

@@ -43,6 +43,8 @@ from quote_service.models import (
     Condition,
     Destination,
     Disclaimer,
+    Event,
+    EventType,
     Invitation,
     Notification,
     NotificationStatus,
@@ -140,8 +142,12 @@ def _record(
     language: str,
     context: dict[str, Any],
     disclaimers: list[Disclaimer] | None = None,
+    past_cap: bool = False,
 ) -> Notification:
-    """Render, check and record one notification, with an outbox row when it may go."""
+    """Render, check and record one notification, with an outbox row when it may go.
+
+    `past_cap`: an acknowledgement the per-recipient cap does not hold back.
+    """
     config = current_app.config
     try:
         rendered = render(
@@ -178,7 +184,7 @@ def _record(
     if missing:
         notification.status = N.BLOCKED
         notification.last_error = "missing required disclaimers: " + ", ".join(missing)
-    elif kind == "acknowledgement" and _recipient_capped(recipient):
+    elif kind == "acknowledgement" and not past_cap and _recipient_capped(recipient):
         notification.status = N.SUPPRESSED
         notification.last_error = "daily cap of acknowledgements to this address reached"
     elif kind in alerts.ALERT_KINDS and alerts.over_cap(kind):
@@ -317,12 +323,14 @@ def prepare_acknowledgement(
     dedupe_key: str | None = None,
     clinics: list[Provider] | None = None,
     resend: bool = False,
+    past_cap: bool = False,
 ) -> Notification:
     """The patient's acknowledgement, with every disclaimer in scope.
 
     It names the clinics the request went to: `clinics` when routing has just
     chosen them (their invitations come after), else those still working on
     it. None: a coordinator is looking for one. A resend says it is a copy.
+    `past_cap`: not held back by the per-recipient cap (a corrected address).
     """
     language = _template_language(request.preferred_language)
     disclaimers = acknowledgement_disclaimers(
@@ -356,7 +364,31 @@ def prepare_acknowledgement(
         language,
         context,
         disclaimers,
+        past_cap=past_cap,
     )
+
+
+def email_corrected_since_acknowledged(request: QuoteRequest) -> bool:
+    """Whether a coordinator corrected the email after the last acknowledgement was made.
+
+    The cap guards strangers' inboxes against the public form; an address a
+    coordinator corrected is the patient's, and may get one acknowledgement
+    past it. The next one made is after the correction, so it is once.
+    """
+    corrections = db.session.execute(
+        db.select(Event.at, Event.data).where(
+            Event.quote_request_id == request.id, Event.type == EventType.CORRECTED
+        )
+    ).all()
+    corrected = [at for at, data in corrections if "email" in (data or {}).get("fields", ())]
+    if not corrected:
+        return False
+    acknowledged = db.session.execute(
+        db.select(db.func.max(Notification.created_at)).where(
+            Notification.quote_request_id == request.id, Notification.kind == "acknowledgement"
+        )
+    ).scalar()
+    return acknowledged is None or max(corrected) > acknowledged
 
 
 def _urgent_context(request: QuoteRequest, language: str) -> dict[str, Any]:

@@ -11,12 +11,17 @@ names no version is served. Every change writes an event naming who did it.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
+from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from quote_service.errors import (
     InvalidFields,
     NotAcknowledgedYet,
     NotFound,
+    ReopenNotAllowed,
+    ReopenTooLate,
     RequestErased,
     RequestNotOpen,
     RerouteNotAllowed,
@@ -33,6 +38,7 @@ from quote_service.models import (
     QuoteRequest,
     RequestStatus,
     User,
+    utcnow,
     vocabulary,
 )
 from quote_service.services import (
@@ -97,8 +103,17 @@ def _changed(request: QuoteRequest, type_: str, actor: str, note: str | None, **
 
 
 def transition(
-    reference: str, to: str, note: str | None, actor: str, expected: int | None
+    reference: str,
+    to: str,
+    note: str | None,
+    actor: str,
+    expected: int | None,
+    outcome: str | None = None,
 ) -> QuoteRequest:
+    """Move a request on; closing, and only closing, takes an `outcome` (vocabulary.Outcome).
+
+    An illegal move is a 409 before a missing outcome is a 422.
+    """
     request = lock(reference)
     check_version(request, expected)
     allowed = TRANSITIONS.get(request.status, ())
@@ -106,9 +121,22 @@ def transition(
         message = f"{request.reference} cannot go from {request.status} to {to}; " + (
             f"allowed: {', '.join(allowed)}." if allowed else "it is closed."
         )
+        if request.status in vocabulary.REOPENABLE:
+            message += " To take it up again, POST .../reopen with a reason."
         raise TransitionNotAllowed(message, {"to": [message]}, {"allowed": list(allowed)})
+    if (to == S.CLOSED) != (outcome is not None):
+        message = (
+            f"Say how it ended: one of {', '.join(vocabulary.Outcome)}."
+            if to == S.CLOSED
+            else "Only closing takes an outcome."
+        )
+        raise InvalidFields({"outcome": [message]})
     previous = request.status
     request.status = to
+    extra: dict[str, str] = {}
+    if outcome is not None:
+        request.outcome = outcome
+        extra["outcome"] = outcome
     if to == S.WITHDRAWN:
         privacy.withdraw_consent(request)
     elif to in vocabulary.ENDED:
@@ -116,9 +144,50 @@ def transition(
         invitations.close_for_request(request)
         if to != S.CLOSED:
             clinic_quotes.withdraw_for_request(request)
-    _changed(request, vocabulary.status_event(to), actor, note, previous=previous)
+    _changed(request, vocabulary.status_event(to), actor, note, previous=previous, **extra)
     db.session.commit()
     return request
+
+
+def reopen(reference: str, reason: str, actor: str, expected: int | None) -> QuoteRequest:
+    """Take a closed or rejected request up again (in_review) within REOPEN_DAYS of its end."""
+    request = lock(reference)
+    check_version(request, expected)
+    if request.erased_at is not None:
+        raise RequestErased(f"{request.reference} was erased; it cannot be reopened.")
+    if request.status not in vocabulary.REOPENABLE or request.duplicate_decision == "merged":
+        raise ReopenNotAllowed(
+            f"{request.reference} is {request.status}"
+            + (" (merged into another request)" if request.duplicate_decision == "merged" else "")
+            + "; only a closed or rejected request can be reopened."
+        )
+    days = current_app.config["REOPEN_DAYS"]
+    ended_at = _ended_at(request)
+    if utcnow() - ended_at >= timedelta(days=days):
+        raise ReopenTooLate(
+            f"{request.reference} was {request.status} on {ended_at:%Y-%m-%d}; a request "
+            f"is reopened within {days} days of its end.",
+            extra={"ended_at": ended_at.isoformat(), "reopen_days": days},
+        )
+    previous, previous_outcome = request.status, request.outcome
+    request.status = S.IN_REVIEW
+    request.outcome = None
+    _changed(
+        request, EventType.REOPENED, actor, reason, previous=previous, outcome=previous_outcome
+    )
+    db.session.commit()
+    return request
+
+
+def _ended_at(request: QuoteRequest) -> datetime:
+    """When the request reached its current status (its latest event of that name)."""
+    at = db.session.execute(
+        db.select(db.func.max(Event.at)).where(
+            Event.quote_request_id == request.id,
+            Event.type == vocabulary.status_event(request.status),
+        )
+    ).scalar()
+    return at or request.updated_at
 
 
 def assign(
@@ -270,16 +339,18 @@ def resend_acknowledgement(reference: str, note: str | None, actor: str) -> Noti
         raise NotAcknowledgedYet(
             f"{request.reference} has not been acknowledged yet; nothing to resend."
         )
+    # A corrected address gets one resend past the per-address cap.
+    past_cap = notifications.email_corrected_since_acknowledged(request)
     notification = notifications.prepare_acknowledgement(
-        request, dedupe_key=f"acknowledgement:{request.id}:resend:{count + 1}", resend=True
-    )
-    timeline.record(
         request,
-        EventType.ACKNOWLEDGEMENT_RESENT,
-        actor,
-        note,
-        {"notification_id": notification.id, "status": notification.status},
+        dedupe_key=f"acknowledgement:{request.id}:resend:{count + 1}",
+        resend=True,
+        past_cap=past_cap,
     )
+    data = {"notification_id": notification.id, "status": notification.status}
+    if past_cap:
+        data["past_cap"] = True
+    timeline.record(request, EventType.ACKNOWLEDGEMENT_RESENT, actor, note, data)
     try:
         db.session.commit()
     except IntegrityError:

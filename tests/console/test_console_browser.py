@@ -290,6 +290,8 @@ def test_a_request_is_worked_from_routed_to_closed(
     for status in ("in_review", "quoted", "closed"):
         page.locator("#to").select_option(status)
         page.locator("#transition-note").fill(f"Now {status}.")
+        if status == "closed":
+            page.get_by_label("Outcome (when closing)").select_option("booked")
         page.get_by_role("button", name="Move").click()
         expect(page.get_by_role("heading", level=1)).to_contain_text(status)
         if status == "in_review":

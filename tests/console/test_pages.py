@@ -177,6 +177,27 @@ def test_actions_change_the_request_and_redirect(app: Flask, signed_in: FlaskCli
     assert "Called the clinic." in page and f'id="assignee-now">{COORDINATOR}' in page
 
 
+def test_closing_from_the_console_takes_an_outcome(app: Flask, signed_in: FlaskClient):
+    reference = routed(app, signed_in)
+    for to in ("in_review", "quoted"):
+        _, version, _ = state(app, reference)
+        assert (
+            post(signed_in, reference, "transitions", to=to, version=str(version)).status_code
+            == 303
+        )
+    _, version, _ = state(app, reference)
+    missing = post(signed_in, reference, "transitions", to="closed", version=str(version))
+    assert missing.status_code == 422
+    assert "Say how it ended" in missing.text and 'aria-describedby="outcome-error"' in missing.text
+    assert state(app, reference)[0] == "quoted"
+    closed = post(
+        signed_in, reference, "transitions", to="closed", outcome="booked", version=str(version)
+    )
+    assert closed.status_code == 303
+    assert state(app, reference)[0] == "closed"
+    assert "outcome booked" in signed_in.get(f"/console/requests/{reference}").text
+
+
 BAD_ACTIONS = [
     ("transitions", {"to": "closed"}, 409, "cannot go from routed to closed"),
     ("transitions", {"to": "flying"}, 422, "Must be one of"),
