@@ -1,7 +1,7 @@
 """what an access-log row was about: the filters of a queue export
 
 Revision ID: 0022_export
-Revises: 0020_providercity
+Revises: 0021_outcomes
 Create Date: 2026-12-02 15:40:00
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0022_export'
-down_revision = '0020_providercity'
+down_revision = '0021_outcomes'
 branch_labels = None
 depends_on = None
 
