@@ -8,6 +8,7 @@ from typing import Any
 from quote_service.api.auth import COORDINATOR, requires
 from quote_service.api.parsing import Blueprint
 from quote_service.schemas.statistics import StatisticsQuerySchema, StatisticsSchema
+from quote_service.services.reports import reports
 from quote_service.services.statistics import request_statistics
 
 blp = Blueprint(
@@ -27,5 +28,11 @@ blp = Blueprint(
 def get_statistics(
     created_after: datetime | None = None, created_before: datetime | None = None
 ) -> dict[str, Any]:
-    """Counts by status, destination and condition, median response times, SLA breaches"""
-    return request_statistics(created_after, created_before)
+    """Counts, median response times, SLA breaches; daily, per clinic, per coordinator, outcomes
+
+    The reports (`daily`, `by_clinic`, `by_coordinator`, `outcomes`) cover
+    the UTC days of the range, the last 30 by default, at most 366.
+    """
+    return request_statistics(created_after, created_before) | reports(
+        created_after, created_before
+    )

@@ -7,6 +7,7 @@ from typing import Any
 import marshmallow as ma
 
 from quote_service.schemas.base import StrictSchema, UTCDateTime
+from quote_service.services.reports import MAX_DAYS, day_range
 
 
 class StatisticsQuerySchema(StrictSchema):
@@ -26,6 +27,11 @@ class StatisticsQuerySchema(StrictSchema):
         after, before = data.get("created_after"), data.get("created_before")
         if after is not None and before is not None and after >= before:
             raise ma.ValidationError("Must be later than created_after.", "created_before")
+        first, last = day_range(after, before)
+        if (last - first).days + 1 > MAX_DAYS:
+            raise ma.ValidationError(
+                f"A report covers at most {MAX_DAYS} days; narrow the range.", "created_after"
+            )
 
 
 Counts = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer(), required=True)
@@ -75,8 +81,74 @@ class SafetyCountsSchema(ma.Schema):
     unreviewed = ma.fields.Integer(required=True)
 
 
+class RangeSchema(ma.Schema):
+    first_day = ma.fields.Date(required=True)
+    last_day = ma.fields.Date(required=True)
+
+
+class DaySchema(ma.Schema):
+    day = ma.fields.Date(required=True)
+    by_status = Counts
+    acknowledgements_sent = ma.fields.Integer(required=True)
+    median_seconds_to_acknowledgement = ma.fields.Float(allow_none=True, required=True)
+
+
+class NamedRefSchema(ma.Schema):
+    id = ma.fields.Integer()
+    slug = ma.fields.String()
+    name = ma.fields.String(allow_none=True)
+    email = ma.fields.String()
+
+
+class ClinicFiguresSchema(ma.Schema):
+    provider = ma.fields.Nested(NamedRefSchema, required=True)
+    invited = ma.fields.Integer(required=True)
+    quoted = ma.fields.Integer(required=True, metadata={"description": "Quotes it submitted."})
+    declined = ma.fields.Integer(required=True)
+    booked = ma.fields.Integer(
+        required=True,
+        metadata={
+            "description": "Requests closed `booked` whose patient last chose its quote "
+            "(or routed to it, when no choice was recorded)."
+        },
+    )
+    median_response_hours = ma.fields.Float(allow_none=True, required=True)
+
+
+class CoordinatorFiguresSchema(ma.Schema):
+    user = ma.fields.Nested(NamedRefSchema, required=True)
+    assigned = ma.fields.Integer(required=True, metadata={"description": "Assigned to them now."})
+    closed = ma.fields.Integer(required=True, metadata={"description": "Closed by them."})
+    median_seconds_to_review = ma.fields.Float(
+        allow_none=True,
+        required=True,
+        metadata={"description": "From the request to its first review, when they took it."},
+    )
+
+
+class OutcomeShareSchema(ma.Schema):
+    count = ma.fields.Integer(required=True)
+    rate = ma.fields.Float(allow_none=True, required=True)
+
+
+class OutcomesSchema(ma.Schema):
+    closed = ma.fields.Integer(required=True)
+    by_outcome = ma.fields.Dict(
+        keys=ma.fields.String(), values=ma.fields.Nested(OutcomeShareSchema), required=True
+    )
+
+
 class StatisticsSchema(ma.Schema):
     counts = ma.fields.Nested(CountsSchema, required=True)
     median_seconds = ma.fields.Nested(MedianSecondsSchema, required=True)
     sla = ma.fields.Nested(SlaSchema, required=True)
     safety = ma.fields.Nested(SafetyCountsSchema, required=True)
+    range = ma.fields.Nested(
+        RangeSchema,
+        required=True,
+        metadata={"description": "The UTC days the reports below cover (default: the last 30)."},
+    )
+    daily = ma.fields.List(ma.fields.Nested(DaySchema), required=True)
+    by_clinic = ma.fields.List(ma.fields.Nested(ClinicFiguresSchema), required=True)
+    by_coordinator = ma.fields.List(ma.fields.Nested(CoordinatorFiguresSchema), required=True)
+    outcomes = ma.fields.Nested(OutcomesSchema, required=True)
