@@ -143,10 +143,10 @@ def list_quote_requests(filters: dict[str, Any]) -> dict[str, Any] | Response:
 @blp.doc(security=COORDINATOR)
 @requires("coordinator")
 @blp.response(200, RequestDetailSchema, headers=ETAG_HEADER)
-def get_quote_request(reference: str) -> tuple[dict[str, Any], Headers]:
+def get_quote_request(reference: str) -> tuple[queue.RequestDetail, Headers]:
     """One request: its data, routing decision, notifications and timeline"""
     detail = queue.detail(reference, actor(), current_user().id)
-    return detail, {"ETag": f'"{detail["version"]}"'}
+    return detail, {"ETag": f'"{detail.version}"'}
 
 
 @blp.route(ITEM, methods=["PATCH"])
@@ -155,7 +155,9 @@ def get_quote_request(reference: str) -> tuple[dict[str, Any], Headers]:
 @blp.arguments(CorrectionInSchema)
 @blp.response(200, RequestDetailSchema, headers=ETAG_HEADER)
 @versioned("`request_erased`; `request_not_open` (closed, rejected, withdrawn, spam)")
-def correct_quote_request(body: dict[str, Any], reference: str) -> tuple[dict[str, Any], Headers]:
+def correct_quote_request(
+    body: dict[str, Any], reference: str
+) -> tuple[queue.RequestDetail, Headers]:
     """Correct the patient's name, email, phone, language or travel dates
 
     Only the fields sent change (null clears phone, travel_from or travel_to),
@@ -166,7 +168,7 @@ def correct_quote_request(body: dict[str, Any], reference: str) -> tuple[dict[st
     version = expected_version(body)
     result = corrections.correct(reference, body, body.get("note"), actor(), version)
     detail = queue.detail(result.reference, actor(), current_user().id)
-    return detail, {"ETag": f'"{detail["version"]}"'}
+    return detail, {"ETag": f'"{detail.version}"'}
 
 
 @blp.route(f"{ITEM}/transitions", methods=["POST"])

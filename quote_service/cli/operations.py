@@ -85,31 +85,31 @@ def show_request_command(reference: str) -> None:
         detail = queue.detail(reference, Actor.CLI, None)
     except NotFound as error:
         raise click.ClickException(error.message) from None
-    provider = detail["provider"]
-    assignee = detail["assignee"]
+    provider = detail.provider
+    assignee = detail.assignee
     rows = [
-        ("reference", detail["reference"]),
-        ("status", detail["status"]),
-        ("patient", f"{detail['full_name']} <{detail['email']}>"),
-        ("destination", detail["destination_code"]),
-        ("condition", detail["condition_slug"]),
-        ("treatment", detail["treatment_slug"]),
+        ("reference", detail.reference),
+        ("status", detail.status),
+        ("patient", f"{detail.full_name} <{detail.email}>"),
+        ("destination", detail.destination_code),
+        ("condition", detail.condition_slug),
+        ("treatment", detail.treatment_slug),
         ("provider", f"{provider.slug} ({provider.name})" if provider else "none"),
         ("assignee", assignee.email if assignee else "none"),
-        ("version", str(detail["version"])),
-        ("created", _when(detail["created_at"])),
+        ("version", str(detail.version)),
+        ("created", _when(detail.created_at)),
     ]
     for label, value in rows:
         click.echo(f"{label + ':':<13}{value}")
     click.echo("notifications:")
-    if not detail["notifications"]:
+    if not detail.notifications:
         click.echo("  none")
-    for notification in detail["notifications"]:
+    for notification in detail.notifications:
         click.echo(
             f"  {notification.kind:<17}{notification.status:<11}attempts {notification.attempts}"
         )
     click.echo("timeline:")
-    for event in detail["timeline"]:
+    for event in detail.timeline:
         click.echo(f"  {_when(event.at)}  {event.type:<24}{event.actor}")
 
 

@@ -53,13 +53,13 @@ def stale_message(detail: dict[str, Any], seen_event: int | None, version: int |
     emails = {user.id: user.email for user in users.list_users()}
     changes = [
         describe_event(event, emails)
-        for event in detail["timeline"]
+        for event in detail.timeline
         if (seen_event is None or event.id > seen_event) and event.type not in NOTE_TYPES
     ]
     said = "; ".join(changes) if changes else "it was changed"
     return (
-        f"Someone else changed {detail['reference']} while you had it open "
-        f"(you saw version {version}, it is now version {detail['version']}): {said}. "
+        f"Someone else changed {detail.reference} while you had it open "
+        f"(you saw version {version}, it is now version {detail.version}): {said}. "
         "Nothing was changed by you; below is the request as it is now."
     )
 
@@ -74,27 +74,27 @@ def render_detail(
 ) -> tuple[str, int]:
     if detail is None:
         detail = queue.detail(reference, me().actor, me().id)
-    presence.heartbeat(me().id, detail["id"])
+    presence.heartbeat(me().id, detail.id)
     eligible = providers.list_providers(
-        destination=detail["destination_code"], condition=detail["condition_slug"], active=True
+        destination=detail.destination_code, condition=detail.condition_slug, active=True
     )
-    timeline = detail["timeline"]
+    timeline = detail.timeline
     page = render_template(
         "console/detail.html",
         r=detail,
-        allowed=workflow.TRANSITIONS.get(detail["status"], ()),
+        allowed=workflow.TRANSITIONS.get(detail.status, ()),
         # An undecided possible duplicate is merged or kept apart first.
-        reroutable=detail["status"] in vocabulary.BEFORE_QUOTE
-        and detail["possible_duplicate_of"] is None,
-        can_resend=any(n.kind == "acknowledgement" for n in detail["notifications"]),
-        sendable=[q for q in detail["quotes"] if q.status == QuoteStatus.SUBMITTED],
+        reroutable=detail.status in vocabulary.BEFORE_QUOTE
+        and detail.possible_duplicate_of is None,
+        can_resend=any(n.kind == "acknowledgement" for n in detail.notifications),
+        sendable=[q for q in detail.quotes if q.status == QuoteStatus.SUBMITTED],
         verdicts=VERDICTS,
         outcomes=list(Outcome),
         eligible=eligible,
         people=[u for u in users.list_users() if u.revoked_at is None],
-        clock=sla.clock(detail["created_at"], detail["status"]),
+        clock=sla.clock(detail.created_at, detail.status),
         seen_event=timeline[-1].id if timeline else 0,
-        others=[v for v in detail["viewers"] if v["user"] != me().email],
+        others=[v for v in detail.viewers if v["user"] != me().email],
         errors=errors or {},
         message=message,
         stale=stale,

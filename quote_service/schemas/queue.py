@@ -210,7 +210,7 @@ class ConsentSchema(ma.Schema):
     at = ma.fields.DateTime(attribute="consented_at")
     # The consent's whole state: given when, which text, withdrawn when (null: in force).
     given_at = ma.fields.Function(
-        lambda detail: detail["consented_at"].isoformat(), metadata={"format": "date-time"}
+        lambda detail: detail.consented_at.isoformat(), metadata={"format": "date-time"}
     )
     withdrawn_at = ma.fields.DateTime(attribute="consent_withdrawn_at", allow_none=True)
 
@@ -259,7 +259,7 @@ class RequestDetailSchema(QueueItemSchema):
         },
     )
 
-    def dump_consent(self, detail: dict[str, Any]) -> dict[str, Any]:
+    def dump_consent(self, detail: Any) -> dict[str, Any]:
         return ConsentSchema().dump(detail)
 
 

@@ -7,6 +7,7 @@ import binascii
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -332,7 +333,35 @@ def get_request(reference: str) -> QuoteRequest:
     return request
 
 
-def detail(reference: str, reader: str, reader_id: int | None) -> dict[str, Any]:
+@dataclass
+class RequestDetail:
+    """One request in full: the request itself, and what the detail shows beside it.
+
+    Reading an attribute it does not have reads the request's (`detail.status`),
+    so a schema or a page takes it as it takes a request.
+    """
+
+    request: QuoteRequest
+    last_activity_at: datetime
+    routing: dict[str, Any]
+    notifications: list[Notification]
+    invitations: list[Invitation]
+    quotes: list[Any]
+    timeline: list[Event]
+    viewers: list[dict[str, Any]]
+    safety: dict[str, Any]
+    possible_duplicate_of: str | None
+    merged_into: str | None
+    possible_duplicates: list[dict[str, Any]]
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called for names the dataclass lacks: the request's columns and relations.
+        if name == "request":
+            raise AttributeError(name)
+        return getattr(self.request, name)
+
+
+def detail(reference: str, reader: str, reader_id: int | None) -> RequestDetail:
     """The request with its routing, notifications and timeline; the read is audited."""
     request = get_request(reference)
     record_access(reader, reader_id, "read_detail", request.id)
@@ -352,20 +381,15 @@ def detail(reference: str, reader: str, reader_id: int | None) -> dict[str, Any]
         ).scalars()
     )
     events: list[Event] = request.events
-    columns = {
-        column.key: getattr(request, column.key) for column in QuoteRequest.__mapper__.columns
-    }
-    return {
-        **columns,
-        "provider": request.provider,
-        "assignee": request.assignee,
-        "last_activity_at": max((event.at for event in events), default=request.updated_at),
-        "routing": {"decision": decisions[-1] if decisions else None, "history": decisions},
-        "notifications": notifications,
-        "invitations": invitations.invitations_of(request.id),
-        "quotes": clinic_quotes.quotes_of(request.id),
-        "timeline": events,
-        "viewers": presence.viewers([request.id])[request.id],
-        "safety": safety.view(request, events),
+    return RequestDetail(
+        request=request,
+        last_activity_at=max((event.at for event in events), default=request.updated_at),
+        routing={"decision": decisions[-1] if decisions else None, "history": decisions},
+        notifications=notifications,
+        invitations=invitations.invitations_of(request.id),
+        quotes=clinic_quotes.quotes_of(request.id),
+        timeline=events,
+        viewers=presence.viewers([request.id])[request.id],
+        safety=safety.view(request, events),
         **duplicates.view(request),
-    }
+    )
