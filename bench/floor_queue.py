@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -20,8 +20,13 @@ from flask.typing import ResponseReturnValue
 COLUMNS = (
     "q.id, q.reference, q.status, q.version, q.created_at, q.updated_at, q.destination_code,"
     " q.condition_slug, q.treatment_slug, q.preferred_language, q.full_name,"
-    " p.id, p.slug, p.name, u.id, u.email"
+    " p.id, p.slug, p.name, u.id, u.email, q.country_of_residence, q.patient_age,"
+    " (SELECT max(e.at) FROM event e WHERE e.quote_request_id = q.id)"
 )
+# Statuses with a first-response clock, and the clock's length (the service's default).
+AWAITING = ("received", "routed", "unroutable")
+OPEN = ("received", "routed", "unroutable", "in_review", "quoted")
+SLA = timedelta(hours=24)
 FROM = (
     " FROM quote_request q LEFT JOIN provider p ON p.id = q.provider_id"
     " LEFT JOIN user_account u ON u.id = q.assignee_id"
@@ -40,9 +45,15 @@ def encode_cursor(created_at: datetime, row_id: int) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def page_query(args: dict[str, Any]) -> tuple[str, list[Any]]:
-    """The SQL and parameters of one newest-first page for these query arguments."""
+def page_query(args: dict[str, Any], extra: str | None = None) -> tuple[str, list[Any]]:
+    """The SQL and parameters of one page for these query arguments.
+
+    Newest first; with `sort=sla` (first page only), oldest first within the
+    run `extra` names (the requests with a clock, or those without).
+    """
     where, params = [], []
+    if extra:
+        where.append(extra)
     statuses = args.get("status") or []
     if statuses:
         # IN, as the ORM writes it: PostgreSQL plans `IN (x)` as `= x`, on the status index.
@@ -58,10 +69,8 @@ def page_query(args: dict[str, Any]) -> tuple[str, list[Any]]:
         where.append("(q.created_at, q.id) < (%s, %s)")
         params.extend(decode_cursor(args["cursor"]))
     params.append(args["limit"] + 1)
-    query = (
-        f"SELECT {COLUMNS}{FROM} WHERE {' AND '.join(where)}"
-        " ORDER BY q.created_at DESC, q.id DESC LIMIT %s"
-    )
+    order = "q.created_at, q.id" if args.get("sort") == "sla" else "q.created_at DESC, q.id DESC"
+    query = f"SELECT {COLUMNS}{FROM} WHERE {' AND '.join(where)} ORDER BY {order} LIMIT %s"
     return query, params
 
 
@@ -79,6 +88,13 @@ def _item(row: tuple[Any, ...]) -> dict[str, Any]:
         "full_name": row[10],
         "provider": {"id": row[11], "slug": row[12], "name": row[13]} if row[11] else None,
         "assignee": {"id": row[14], "email": row[15]} if row[14] else None,
+        "country_of_residence": row[16],
+        "patient_age": row[17],
+        "sla_due_at": (row[4] + SLA).isoformat() if row[2] in AWAITING else None,
+        "waiting_seconds": (
+            int((datetime.now(UTC) - row[4]).total_seconds()) if row[2] in OPEN else None
+        ),
+        "last_activity_at": (row[18] or row[5]).isoformat(),
     }
 
 
@@ -93,10 +109,17 @@ def blueprint(connection: Callable[[], psycopg.Connection]) -> Blueprint:
             "condition": request.args.get("condition"),
             "cursor": request.args.get("cursor"),
             "limit": int(request.args.get("limit", 25)),
+            "sort": request.args.get("sort"),
         }
-        query, params = page_query(args)
         conn = connection()
-        rows = conn.execute(query, params).fetchall()
+        if args["sort"] == "sla":
+            clocked = "q.status IN ('received', 'routed', 'unroutable')"
+            rows = conn.execute(*page_query(args, clocked)).fetchall()
+            if len(rows) <= args["limit"]:
+                rest = {**args, "limit": args["limit"] - len(rows)}
+                rows += conn.execute(*page_query(rest, f"NOT ({clocked})")).fetchall()
+        else:
+            rows = conn.execute(*page_query(args)).fetchall()
         conn.commit()
         limit = args["limit"]
         next_cursor = (

@@ -35,6 +35,7 @@ class Case:
     name: str
     filtered: bool
     deep: bool
+    sort: str | None = None
 
 
 CASES = (
@@ -42,6 +43,7 @@ CASES = (
     Case("deep page", False, True),
     Case("first page, filtered", True, False),
     Case("deep page, filtered", True, True),
+    Case("first page, most urgent (sort=sla)", False, False, "sla"),
 )
 
 
@@ -82,6 +84,8 @@ def _path(run: Run, case: Case) -> str:
         query.update(FILTERS)
     if case.deep:
         query["cursor"] = _middle_cursor(run, case.filtered)
+    if case.sort:
+        query["sort"] = case.sort
     return f"{PATH}?{urlencode(query)}"
 
 
