@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import marshmallow as ma
 
 from quote_service.api.parsing import Blueprint
@@ -17,6 +15,6 @@ blp = Blueprint("catalog", __name__, url_prefix="/api/v1", description="Public c
 # Public and cached by websites, which add cache-busting parameters of their own.
 @blp.arguments(CatalogQuerySchema, location="query", as_kwargs=True, unknown=ma.EXCLUDE)
 @blp.response(200, CatalogSchema)
-def get_catalog(lang: str) -> dict[str, Any]:
+def get_catalog(lang: str) -> catalog_service.CatalogView:
     """Destinations, conditions, treatments, consent and disclaimers, in one language"""
     return catalog_service.catalog(catalog_service.resolve_language(lang))

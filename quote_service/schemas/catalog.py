@@ -52,7 +52,13 @@ class DisclaimerOutSchema(ma.Schema):
     version = ma.fields.Integer(required=True)
     required = ma.fields.Boolean(required=True)
     language = ma.fields.String(required=True)
-    scope = ma.fields.Nested(ScopeSchema, required=True)
+    scope = ma.fields.Function(
+        lambda d: ScopeSchema().dump(
+            {"destination": d.destination_code, "condition": d.condition_slug, "context": d.context}
+        ),
+        required=True,
+        metadata={"type": "object"},
+    )
     text = ma.fields.String(required=True)
 
 

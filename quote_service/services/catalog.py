@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
@@ -124,7 +124,44 @@ def quote_item_names(language: str) -> dict[str, str]:
     }
 
 
-def catalog(language: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Named:
+    """A condition, treatment or quote item, named in one language."""
+
+    slug: str
+    name: str
+
+
+@dataclass(frozen=True)
+class DestinationView:
+    code: str
+    name: str
+    conditions: list[str]
+
+
+@dataclass(frozen=True)
+class Country:
+    code: str
+    name: str
+
+
+@dataclass(frozen=True)
+class CatalogView:
+    """The public catalog in one language: what a form offers and must show."""
+
+    destinations: list[DestinationView]
+    conditions: list[Named]
+    treatments: list[Named]
+    quote_items: list[Named]
+    languages: list[str]
+    countries: list[Country]
+    first_response_hours: int
+    organisation: dict[str, str]
+    consent: ConsentText | None
+    disclaimers: list[Disclaimer]
+
+
+def catalog(language: str) -> CatalogView:
     """The public catalog with every text in `language`."""
     destinations = db.session.execute(
         db.select(Destination)
@@ -141,47 +178,24 @@ def catalog(language: str) -> dict[str, Any]:
         .where(Treatment.active.is_(True))
         .order_by(Treatment.position, Treatment.slug)
     ).scalars()
-    consent = current_consent(language)
-    return {
-        "destinations": [
-            {
-                "code": d.code,
-                "name": translated(d.names, language),
-                "conditions": [c.slug for c in d.conditions if c.active],
-            }
+    return CatalogView(
+        destinations=[
+            DestinationView(
+                d.code, translated(d.names, language), [c.slug for c in d.conditions if c.active]
+            )
             for d in destinations
         ],
-        "conditions": [{"slug": c.slug, "name": translated(c.names, language)} for c in conditions],
-        "treatments": [{"slug": t.slug, "name": translated(t.names, language)} for t in treatments],
-        "quote_items": [
-            {"slug": item.slug, "name": translated(item.names, language)} for item in quote_items()
-        ],
-        "languages": languages(),
+        conditions=[Named(c.slug, translated(c.names, language)) for c in conditions],
+        treatments=[Named(t.slug, translated(t.names, language)) for t in treatments],
+        quote_items=[Named(item.slug, translated(item.names, language)) for item in quote_items()],
+        languages=languages(),
         # For forms: countries of residence by name, and the usual wait for an answer.
-        "countries": [{"code": code, "name": name} for code, name in countries(language)],
-        "first_response_hours": current_app.config["SLA_FIRST_RESPONSE_HOURS"],
-        "organisation": organisation(),
-        "consent": (
-            {"version": consent.version, "language": consent.language, "text": consent.text}
-            if consent
-            else None
-        ),
-        "disclaimers": [
-            {
-                "key": d.key,
-                "version": d.version,
-                "required": d.required,
-                "language": d.language,
-                "scope": {
-                    "destination": d.destination_code,
-                    "condition": d.condition_slug,
-                    "context": d.context,
-                },
-                "text": d.text,
-            }
-            for d in current_disclaimers(language)
-        ],
-    }
+        countries=[Country(code, name) for code, name in countries(language)],
+        first_response_hours=current_app.config["SLA_FIRST_RESPONSE_HOURS"],
+        organisation=organisation(),
+        consent=current_consent(language),
+        disclaimers=current_disclaimers(language),
+    )
 
 
 def resolve_language(value: str) -> str:

@@ -80,25 +80,25 @@ class FormPage:
 
     def context(self) -> dict[str, Any]:
         catalog = catalog_service.catalog(self.language)
-        destinations = {d["code"]: d["name"] for d in catalog["destinations"]}
-        conditions = {c["slug"]: c["name"] for c in catalog["conditions"]}
+        destinations = {d.code: d.name for d in catalog.destinations}
+        conditions = {c.slug: c.name for c in catalog.conditions}
         return {
             "page": self,
             "catalog": catalog,
             "offers": [
-                (d["name"], [conditions[slug] for slug in d["conditions"] if slug in conditions])
-                for d in catalog["destinations"]
+                (d.name, [conditions[slug] for slug in d.conditions if slug in conditions])
+                for d in catalog.destinations
             ],
             "scope_names": {**destinations, **conditions},
             "options": {
-                "countries": [(c["code"], c["name"], {}) for c in catalog["countries"]],
+                "countries": [(c.code, c.name, {}) for c in catalog.countries],
                 "languages": [(code, language_name(code), {}) for code in LANGUAGES],
                 "destinations": [
-                    (d["code"], d["name"], {"conditions": " ".join(d["conditions"])})
-                    for d in catalog["destinations"]
+                    (d.code, d.name, {"conditions": " ".join(d.conditions)})
+                    for d in catalog.destinations
                 ],
-                "conditions": [(c["slug"], c["name"], {}) for c in catalog["conditions"]],
-                "treatments": [(t["slug"], t["name"], {}) for t in catalog["treatments"]],
+                "conditions": [(c.slug, c.name, {}) for c in catalog.conditions],
+                "treatments": [(t.slug, t.name, {}) for t in catalog.treatments],
             },
             "budget_example": format_decimal(EXAMPLE_AMOUNT, locale=self.locale),
             "date_example": example_date(self.locale),
