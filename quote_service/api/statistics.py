@@ -31,7 +31,7 @@ def get_statistics(
     """Counts, median response times, SLA breaches; daily, per clinic, per coordinator, outcomes
 
     The reports (`daily`, `by_clinic`, `by_coordinator`, `outcomes`) cover
-    the UTC days of the range, the last 30 by default, at most 366.
+    the UTC days of the range, the last 30 by default; of a longer range, its last 366.
     """
     return request_statistics(created_after, created_before) | reports(
         created_after, created_before

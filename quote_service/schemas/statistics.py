@@ -7,7 +7,6 @@ from typing import Any
 import marshmallow as ma
 
 from quote_service.schemas.base import StrictSchema, UTCDateTime
-from quote_service.services.reports import MAX_DAYS, day_range
 
 
 class StatisticsQuerySchema(StrictSchema):
@@ -27,11 +26,6 @@ class StatisticsQuerySchema(StrictSchema):
         after, before = data.get("created_after"), data.get("created_before")
         if after is not None and before is not None and after >= before:
             raise ma.ValidationError("Must be later than created_after.", "created_before")
-        first, last = day_range(after, before)
-        if (last - first).days + 1 > MAX_DAYS:
-            raise ma.ValidationError(
-                f"A report covers at most {MAX_DAYS} days; narrow the range.", "created_after"
-            )
 
 
 Counts = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Integer(), required=True)

@@ -41,14 +41,18 @@ MAX_DAYS = 366
 def day_range(
     created_after: datetime | None, created_before: datetime | None, now: datetime | None = None
 ) -> tuple[date, date]:
-    """The first and last UTC day of the range; the last DEFAULT_DAYS days by default."""
+    """The first and last UTC day the reports cover.
+
+    The last DEFAULT_DAYS days by default; a longer range is cut to its last
+    MAX_DAYS days (the counts above them still cover the whole range).
+    """
     last = (created_before - timedelta(microseconds=1)) if created_before else (now or utcnow())
     last_day = last.astimezone(UTC).date()
     if created_after is not None:
         first_day = created_after.astimezone(UTC).date()
     else:
         first_day = last_day - timedelta(days=DEFAULT_DAYS - 1)
-    return first_day, last_day
+    return max(first_day, last_day - timedelta(days=MAX_DAYS - 1)), last_day
 
 
 def reports(
@@ -56,7 +60,7 @@ def reports(
 ) -> dict[str, Any]:
     first_day, last_day = day_range(created_after, created_before, now)
     start = datetime.combine(first_day, time.min, tzinfo=UTC)
-    end = datetime.combine(last_day + timedelta(days=1), time.min, tzinfo=UTC)
+    end = _end_of(last_day)
     if created_after is not None:
         start = max(start, created_after)
     if created_before is not None:
@@ -68,11 +72,18 @@ def reports(
     ]
     return {
         "range": {"first_day": first_day, "last_day": last_day},
-        "daily": _daily(first_day, last_day, in_range),
+        "daily": _daily(first_day, last_day, in_range, end),
         "by_clinic": _by_clinic(in_range),
         "by_coordinator": _by_coordinator(in_range),
         "outcomes": _outcomes(in_range),
     }
+
+
+def _end_of(day: date) -> datetime:
+    """The first moment after `day` (UTC); the last moment Python holds after its last day."""
+    if day == date.max:
+        return datetime.max.replace(tzinfo=UTC)
+    return datetime.combine(day + timedelta(days=1), time.min, tzinfo=UTC)
 
 
 def _day_of(column: Any) -> Any:
@@ -89,7 +100,9 @@ def _median(values: list[float], digits: int = 0) -> float | None:
     return round(float(statistics.median(values)), digits) if values else None
 
 
-def _daily(first_day: date, last_day: date, in_range: list[ColumnElement[bool]]) -> list[dict]:
+def _daily(
+    first_day: date, last_day: date, in_range: list[ColumnElement[bool]], end: datetime
+) -> list[dict]:
     days = (last_day - first_day).days + 1
     table: dict[date, dict[str, Any]] = {
         first_day + timedelta(days=n): {
@@ -131,8 +144,7 @@ def _daily(first_day: date, last_day: date, in_range: list[ColumnElement[bool]])
             Notification.kind == "acknowledgement",
             Notification.status == NotificationStatus.SENT,
             Notification.sent_at >= datetime.combine(first_day, time.min, tzinfo=UTC),
-            Notification.sent_at
-            < datetime.combine(last_day + timedelta(days=1), time.min, tzinfo=UTC),
+            Notification.sent_at < end,
         )
         .group_by(sent_day)
     ):
