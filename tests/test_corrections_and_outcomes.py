@@ -330,15 +330,18 @@ def test_closing_stores_its_outcome_in_the_item_the_detail_and_the_event(
     assert event.note == "Booked in May."
 
 
-def test_closing_without_an_outcome_is_a_422_naming_it(client, app_context, coordinator: Caller):
+def test_closing_as_the_contract_names_it_is_served_without_an_outcome(
+    client, app_context, coordinator: Caller
+):
+    """`{"to": "closed", "note"}` is the contract's body: served, the outcome left unknown."""
     reference = routed_request(client)
     for to in ("in_review", "quoted"):
         assert move(client, coordinator, reference, to).status_code == 200
     response = move(client, coordinator, reference, "closed", note="done")
-    assert response.status_code == 422
-    assert error(response)["code"] == "validation_error"
-    assert set(error(response)["fields"]) == {"outcome"}
-    assert read(client, coordinator, reference)[0]["status"] == "quoted"
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["status"] == "closed" and response.get_json()["outcome"] is None
+    (event,) = events(reference, "closed")
+    assert event.data == {"previous": "quoted"}
 
 
 @pytest.mark.parametrize(

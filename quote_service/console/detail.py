@@ -17,7 +17,7 @@ from quote_service.console import bp
 from quote_service.console.auth import me, safe_next
 from quote_service.console.forms import load_body, read_form, whole_number
 from quote_service.errors import FieldErrors, ServiceError, StaleVersion
-from quote_service.models import EventType, Outcome, QuoteStatus, vocabulary
+from quote_service.models import EventType, Outcome, QuoteStatus, RequestStatus, vocabulary
 from quote_service.schemas.queue import (
     AssignmentInSchema,
     KeepApartInSchema,
@@ -151,6 +151,10 @@ def transition(reference: str) -> Any:
     data, errors = read_form(
         TransitionInSchema(), ["to", "note", "version", "outcome"], ["version"]
     )
+    # The API takes the contract's `{"to", "note"}` as it is; a person closing
+    # a request here is asked how it ended, so the statistics can count it.
+    if data is not None and data["to"] == RequestStatus.CLOSED and not data.get("outcome"):
+        data, errors = None, {"outcome": [f"Say how it ended: one of {', '.join(Outcome)}."]}
     return act(
         reference,
         data,
