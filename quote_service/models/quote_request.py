@@ -113,6 +113,9 @@ class QuoteRequest(Base):
         Index("ix_quote_request_condition_created", "condition_slug", "created_at", "id"),
         Index("ix_quote_request_provider_created", "provider_id", "created_at", "id"),
         Index("ix_quote_request_assignee_created", "assignee_id", "created_at", "id"),
+        # The console's saved views count by assignee and status (new, mine,
+        # unassigned): read from this index, not from the table.
+        Index("ix_quote_request_assignee_status", "assignee_id", "status"),
         Index("ix_quote_request_email_hash", "email_hash", "created_at"),
         Index("ix_quote_request_mailbox_hash", "email_mailbox_hash", "created_at"),
         Index("ix_quote_request_phone_hash", "phone_hash"),
