@@ -26,6 +26,7 @@ def test_every_encrypted_column_of_every_mapped_model_is_rotated():
     assert ("notification", ("recipient", "recipient_hash")) in hashes
     assert ("quote_request", ("email", "email_mailbox_hash")) in hashes
     assert ("notification", ("recipient", "recipient_mailbox_hash")) in hashes
+    assert ("quote_request", ("email", "email_domain_hash")) in hashes
 
 
 def test_a_new_encrypted_column_is_rotated_with_its_hash_without_being_named(

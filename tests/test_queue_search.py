@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import pytest
+from cryptography.fernet import Fernet
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_migrate import downgrade, upgrade
 
+from quote_service.crypto import keyring
 from quote_service.extensions import db
-from quote_service.services import queue
-from tests.conftest import Caller
+from quote_service.models import QuoteRequest
+from quote_service.services import keys, queue
+from tests.conftest import Caller, base_config
+from tests.payloads import minimal_body
 from tests.test_queue_api import URL, post, references
 
 
@@ -89,3 +93,24 @@ def test_the_migration_fills_in_the_rows_stored_before_it(sqlite_app: Flask):
         ).one()
         assert folded == "eloise dubois"
         assert domain_hash == keyring.lookup_hash("@vieux.example")
+
+
+def test_a_key_rotation_rehashes_the_domain(postgres, app: Flask, make_app):
+    old_key, new_key = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    old_app = make_app(base_config(postgres.url, DATA_ENCRYPTION_KEYS=[old_key]))
+    made = old_app.test_client().post(URL, json=minimal_body(email="ana@rotated.example"))
+    assert made.status_code == 201, made.get_json()
+    rotating = make_app(base_config(postgres.url, DATA_ENCRYPTION_KEYS=[new_key, old_key]))
+    with rotating.app_context():
+        assert keys.rotate() >= 1
+        db.session.remove()
+    # The old key is gone: only a domain hash made with the new one can match.
+    only_new = make_app(base_config(postgres.url, DATA_ENCRYPTION_KEYS=[new_key]))
+    with only_new.app_context():
+        found = db.session.execute(
+            db.select(QuoteRequest.reference).where(
+                QuoteRequest.email_domain_hash.in_(keyring().lookup_hashes("@rotated.example"))
+            )
+        ).scalars()
+        assert list(found) == [made.get_json()["reference"]]
+        db.session.remove()

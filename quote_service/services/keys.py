@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import MetaData, text
 
-from quote_service.addresses import mailbox
+from quote_service.addresses import domain_of, mailbox
 from quote_service.crypto import keyring
 from quote_service.extensions import db
 from quote_service.models import Base, EncryptedText
@@ -22,13 +22,18 @@ class EncryptedColumns:
 
 
 # Lookup-hash columns beside an encrypted `<name>`: `<name>_hash` of the value,
-# `<name>_mailbox_hash` of the inbox of an address (without its +tag).
-HASH_SUFFIXES = ("_hash", "_mailbox_hash")
+# `<name>_mailbox_hash` of the inbox of an address (without its +tag),
+# `<name>_domain_hash` of its domain (a search for "@example.org").
+HASH_SUFFIXES = ("_hash", "_mailbox_hash", "_domain_hash")
 
 
 def hashed_part(hash_column: str, plain: str) -> str:
     """What of a plain value its hash column holds the hash of."""
-    return mailbox(plain) if hash_column.endswith("_mailbox_hash") else plain
+    if hash_column.endswith("_mailbox_hash"):
+        return mailbox(plain)
+    if hash_column.endswith("_domain_hash"):
+        return domain_of(plain)
+    return plain
 
 
 def encrypted_columns(metadata: MetaData = Base.metadata) -> tuple[EncryptedColumns, ...]:
