@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from email import message_from_string
 from email.policy import default
 from typing import Any
 
+import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
 from quote_service.extensions import db
@@ -15,6 +18,20 @@ from quote_service.services import invitations, patient_tokens, pipeline
 from tests.routing_fixtures import received_row, submit
 
 CLINIC_API = "/api/v1/clinic/invitations"
+
+
+def fan_out(clinics: int) -> Callable[..., Iterator[None]]:
+    """An autouse fixture inviting `clinics` clinics per request (QUOTE_FANOUT) in its module."""
+
+    @pytest.fixture(autouse=True)
+    def fixture(app: Flask) -> Iterator[None]:
+        app.config["QUOTE_FANOUT"] = clinics
+        yield
+        app.config["QUOTE_FANOUT"] = 1
+
+    return fixture
+
+
 PATIENT_API = "/api/v1/patient"
 EMAIL = "ana.sousa@example.org"
 

@@ -5,20 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date, timedelta
 from decimal import Decimal
-from socketserver import BaseServer
-from typing import Any
 
 import pytest
-from flask import Flask
-from werkzeug.serving import make_server
 
 from quote_service.extensions import db
 from quote_service.models import ClinicQuote, Invitation
 from quote_service.services import invitations, pipeline
-from tests.conftest import base_config
+from tests.browser_fixtures import STEP_TIMEOUT_MS
 from tests.routing_fixtures import received_row, submit
-from tests.support.servers import Server
-from tests.test_browser_form import STEP_TIMEOUT_MS, browser, serve  # noqa: F401 (fixtures)
 
 try:
     from playwright.sync_api import expect
@@ -27,13 +21,8 @@ except ImportError:  # the browser fixture skips without it
 
 
 @pytest.fixture
-def site(
-    serve: Callable[[BaseServer], str],
-    make_app: Callable[[dict[str, Any]], Flask],
-    postgres: Server,
-    app: Flask,
-) -> str:
-    return serve(make_server("127.0.0.1", 0, make_app(base_config(postgres.url)), threaded=True))
+def site(live_app: Callable[..., str]) -> str:
+    return live_app()
 
 
 @pytest.fixture
@@ -47,12 +36,12 @@ def invitation(portugal) -> Invitation:
 
 @pytest.mark.parametrize("javascript", [True, False], ids=["js", "no-js"])
 def test_a_clinic_sends_a_quote_from_its_page_after_fixing_an_error(
-    browser,
+    chromium,
     site: str,
     invitation: Invitation,
     javascript: bool,
 ):
-    context = browser.new_context(java_script_enabled=javascript)
+    context = chromium.new_context(java_script_enabled=javascript)
     page = context.new_page()
     page.set_default_timeout(STEP_TIMEOUT_MS)
     token = invitations.link_token(invitation)
@@ -94,11 +83,11 @@ def test_a_clinic_sends_a_quote_from_its_page_after_fixing_an_error(
 
 
 def test_a_clinic_declines_from_its_page(
-    browser,
+    chromium,
     site: str,
     invitation: Invitation,
 ):
-    context = browser.new_context(java_script_enabled=False)
+    context = chromium.new_context(java_script_enabled=False)
     page = context.new_page()
     page.set_default_timeout(STEP_TIMEOUT_MS)
     response = page.goto(f"{site}/clinic/invitations/{invitations.link_token(invitation)}")

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from socketserver import BaseServer
-from typing import Any
+from collections.abc import Callable
 
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
-from werkzeug.serving import make_server
 
 from quote_service.extensions import db
 from quote_service.models import QuoteRequest
-from tests.conftest import base_config
-from tests.patient_fixtures import events_of, token, with_quotes
-from tests.support.servers import Server
-from tests.test_browser_form import STEP_TIMEOUT_MS, browser, serve  # noqa: F401 (fixtures)
+from tests.browser_fixtures import STEP_TIMEOUT_MS
+from tests.patient_fixtures import events_of, fan_out, token, with_quotes
 from tests.test_browser_hosted_form import serious_violations
 
 try:
@@ -25,26 +19,17 @@ except ImportError:  # the browser fixture skips without it
     expect = None
 
 
-@pytest.fixture(autouse=True)
-def fan_out_to_two(app: Flask) -> Iterator[None]:
-    app.config["QUOTE_FANOUT"] = 2
-    yield
-    app.config["QUOTE_FANOUT"] = 1
+fan_out_to_two = fan_out(2)
 
 
 @pytest.fixture
-def site(
-    serve: Callable[[BaseServer], str],
-    make_app: Callable[[dict[str, Any]], Flask],
-    postgres: Server,
-    app: Flask,
-) -> str:
-    return serve(make_server("127.0.0.1", 0, make_app(base_config(postgres.url)), threaded=True))
+def site(live_app: Callable[..., str]) -> str:
+    return live_app()
 
 
 @pytest.mark.parametrize("javascript", [True, False], ids=["js", "no-js"])
 def test_a_patient_picks_a_quote_then_withdraws_from_their_page(
-    browser,
+    chromium,
     site: str,
     client: FlaskClient,
     coordinator,
@@ -52,7 +37,7 @@ def test_a_patient_picks_a_quote_then_withdraws_from_their_page(
     javascript: bool,
 ):
     request, sent, _ = with_quotes(client, coordinator, portugal)
-    context = browser.new_context(java_script_enabled=javascript)
+    context = chromium.new_context(java_script_enabled=javascript)
     page = context.new_page()
     page.set_default_timeout(STEP_TIMEOUT_MS)
     page.goto(f"{site}/p/{token(request)}")
@@ -84,11 +69,11 @@ def test_a_patient_picks_a_quote_then_withdraws_from_their_page(
 
 
 def test_the_patient_page_has_no_serious_accessibility_violation(
-    browser, site: str, client: FlaskClient, coordinator, portugal
+    chromium, site: str, client: FlaskClient, coordinator, portugal
 ):
     request, _, _ = with_quotes(client, coordinator, portugal)
     # The page's CSP allows no script at all: axe is added around it.
-    context = browser.new_context(bypass_csp=True)
+    context = chromium.new_context(bypass_csp=True)
     page = context.new_page()
     page.set_default_timeout(STEP_TIMEOUT_MS)
     page.goto(f"{site}/p/{token(request)}")

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date, timedelta
 from decimal import Decimal
-from email import message_from_string
-from email.policy import default
 from typing import Any
 
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.datastructures import MultiDict
 
@@ -18,23 +14,19 @@ from quote_service.crypto import token_hash
 from quote_service.extensions import db
 from quote_service.models import (
     ClinicQuote,
-    Event,
     Invitation,
     Notification,
     QuoteRequest,
     utcnow,
 )
 from quote_service.services import invitations, pipeline, privacy
+from tests.patient_fixtures import events_of, fan_out, invited, text_of
 from tests.routing_fixtures import received_row, submit
 
 API = "/api/v1/clinic/invitations"
 
 
-@pytest.fixture(autouse=True)
-def fan_out_to_three(app: Flask) -> Iterator[None]:
-    app.config["QUOTE_FANOUT"] = 3
-    yield
-    app.config["QUOTE_FANOUT"] = 1
+fan_out_to_three = fan_out(3)
 
 
 def routed(portugal: Any, clinics: int = 4, **overrides: Any) -> QuoteRequest:
@@ -50,10 +42,6 @@ def routed(portugal: Any, clinics: int = 4, **overrides: Any) -> QuoteRequest:
     )
     pipeline.process_received(received_row(request).id)
     return db.session.get_one(QuoteRequest, request.id)
-
-
-def invited(request: QuoteRequest) -> list[Invitation]:
-    return invitations.invitations_of(request.id)
 
 
 def token_of(invitation: Invitation) -> str:
@@ -76,22 +64,6 @@ def quote_body(**overrides: Any) -> dict[str, Any]:
     }
     body.update(overrides)
     return {key: value for key, value in body.items() if value is not None}
-
-
-def text_of(notification: Notification) -> str:
-    """Both parts of a recorded email, decoded (the stored bytes are quoted-printable)."""
-    message = message_from_string(notification.mime, policy=default)
-    return "\n".join(
-        part.get_content() for part in message.walk() if part.get_content_maintype() == "text"
-    )
-
-
-def events_of(request: QuoteRequest, type_: str) -> list[Event]:
-    return list(
-        db.session.execute(
-            db.select(Event).where(Event.quote_request_id == request.id, Event.type == type_)
-        ).scalars()
-    )
 
 
 def notifications_of(request: QuoteRequest, kind: str) -> list[Notification]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -30,6 +29,7 @@ from tests.patient_fixtures import (
     EMAIL,
     PATIENT_API,
     events_of,
+    fan_out,
     notifications_of,
     routed,
     text_of,
@@ -42,11 +42,7 @@ from tests.support.servers import Server
 COORDINATORS = "coordinators@quote-service.example"
 
 
-@pytest.fixture(autouse=True)
-def fan_out_to_two(app: Flask) -> Iterator[None]:
-    app.config["QUOTE_FANOUT"] = 2
-    yield
-    app.config["QUOTE_FANOUT"] = 1
+fan_out_to_two = fan_out(2)
 
 
 def error_code(response) -> str:

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
 from quote_service.extensions import db
 from quote_service.models import PrivacyRequest, QuoteRequest
-from tests.patient_fixtures import events_of, notifications_of, routed, token, with_quotes
+from tests.patient_fixtures import events_of, fan_out, notifications_of, routed, token, with_quotes
 
-
-@pytest.fixture(autouse=True)
-def fan_out_to_two(app: Flask) -> Iterator[None]:
-    app.config["QUOTE_FANOUT"] = 2
-    yield
-    app.config["QUOTE_FANOUT"] = 1
+fan_out_to_two = fan_out(2)
 
 
 def page(client: FlaskClient, secret: str, **query: str):
