@@ -16,8 +16,8 @@ from flask_login import login_required
 from quote_service.console import bp
 from quote_service.console.auth import me, safe_next
 from quote_service.console.forms import load_body, read_form, whole_number
-from quote_service.errors import FieldErrors, InvalidFields, ServiceError, StaleVersion
-from quote_service.models import EventType, Outcome, QuoteStatus, RequestStatus, vocabulary
+from quote_service.errors import FieldErrors, ServiceError, StaleVersion
+from quote_service.models import EventType, Outcome, QuoteStatus, vocabulary
 from quote_service.schemas.queue import (
     AssignmentInSchema,
     KeepApartInSchema,
@@ -151,21 +151,22 @@ def transition(reference: str) -> Any:
     data, errors = read_form(
         TransitionInSchema(), ["to", "note", "version", "outcome"], ["version"]
     )
-
-    def move(d: dict[str, Any]) -> Any:
-        # The API takes the contract's `{"to", "note"}` as it is; a person closing
-        # a request here is asked how it ended (after a move not allowed anyway).
-        if d["to"] == RequestStatus.CLOSED and not d.get("outcome"):
-            status = queue.get_request(reference).status
-            if RequestStatus.CLOSED in workflow.TRANSITIONS.get(status, ()):
-                raise InvalidFields(
-                    {"outcome": [f"Say how it ended: one of {', '.join(Outcome)}."]}
-                )
-        return workflow.transition(
-            reference, d["to"], d.get("note"), me().actor, d["version"], outcome=d.get("outcome")
-        )
-
-    return act(reference, data, errors, move, f"Moved to {request.form.get('to', '')}.")
+    return act(
+        reference,
+        data,
+        errors,
+        # A person closing a request here is asked how it ended.
+        lambda d: workflow.transition(
+            reference,
+            d["to"],
+            d.get("note"),
+            me().actor,
+            d["version"],
+            outcome=d.get("outcome"),
+            require_outcome=True,
+        ),
+        f"Moved to {request.form.get('to', '')}.",
+    )
 
 
 @bp.route(f"{ITEM}/assignment", methods=["POST"])

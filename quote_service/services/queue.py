@@ -54,12 +54,8 @@ def encode_cursor(request: QuoteRequest, sort: str) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, sort: str) -> tuple[datetime, int]:
-    """The (created_at, id) a page starts after; a cursor is opaque to clients."""
-    return _decode(cursor, sort)[:2]
-
-
-def _decode(cursor: str, sort: str) -> tuple[datetime, int, str]:
+def decode_cursor(cursor: str, sort: str) -> tuple[datetime, int, str]:
+    """The (created_at, id) a page starts after, and the run it is in; opaque to clients."""
     invalid = InvalidFields({"cursor": ["This cursor is not valid; start again without it."]})
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
@@ -186,7 +182,7 @@ def list_requests(
         defer(QuoteRequest.message),
     )
     limit = filters["limit"]
-    cursor = _decode(filters["cursor"], sort) if filters.get("cursor") else None
+    cursor = decode_cursor(filters["cursor"], sort) if filters.get("cursor") else None
     if sort == "sla":
         rows = _sla_rows(statement, cursor, limit + 1)
     else:

@@ -109,9 +109,12 @@ def transition(
     actor: str,
     expected: int | None,
     outcome: str | None = None,
+    require_outcome: bool = False,
 ) -> QuoteRequest:
     """Move a request on; closing, and only closing, takes an `outcome` (vocabulary.Outcome).
 
+    The contract's `{"to": "closed", "note"}` is served with the outcome
+    unknown; the console, for people, passes `require_outcome` to ask for one.
     An illegal move is a 409 before a missing outcome is a 422.
     """
     request = lock(reference)
@@ -124,10 +127,12 @@ def transition(
         if request.status in vocabulary.REOPENABLE:
             message += " To take it up again, POST .../reopen with a reason."
         raise TransitionNotAllowed(message, {"to": [message]}, {"allowed": list(allowed)})
-    # The contract's `{"to": "closed", "note"}` is served: an outcome is asked
-    # for (the console always sends one), never required.
     if outcome is not None and to != S.CLOSED:
         raise InvalidFields({"outcome": ["Only closing takes an outcome."]})
+    if require_outcome and to == S.CLOSED and outcome is None:
+        raise InvalidFields(
+            {"outcome": [f"Say how it ended: one of {', '.join(vocabulary.Outcome)}."]}
+        )
     previous = request.status
     request.status = to
     extra: dict[str, str] = {}
