@@ -10,6 +10,7 @@ from quote_service.models.catalog import (
     Language,
     QuoteItem,
     Treatment,
+    catalog_version,
     destination_condition,
 )
 from quote_service.models.clinic_quote import (
@@ -53,6 +54,7 @@ from quote_service.models.vocabulary import (
 #: what requests, clinics and people wrote (emptied between tests and bench runs).
 CATALOG_TABLES = frozenset(
     {
+        "catalog_version",
         "condition",
         "consent_text",
         "destination",
@@ -115,6 +117,7 @@ __all__ = [
     "Treatment",
     "UTCDateTime",
     "User",
+    "catalog_version",
     "destination_condition",
     "provider_condition",
     "utcnow",

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Column, ForeignKey, Index, String, Table, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from quote_service.models.base import Base, UTCDateTime, utcnow
@@ -111,3 +122,15 @@ class ConsentText(Base):
 
 
 Index("ix_disclaimer_lookup", Disclaimer.key, Disclaimer.language, Disclaimer.version)
+
+
+# One row whose number changes with every write to a table the intake checks
+# requests against (migration 0025's triggers bump it, whoever writes: `flask
+# seed`, a migration, psql). Processes keep a snapshot of those tables and
+# read only this number per request (services/catalog_snapshot.py).
+catalog_version = Table(
+    "catalog_version",
+    Base.metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("version", BigInteger, nullable=False),
+)

@@ -27,21 +27,22 @@ from quote_service.extensions import db
 from quote_service.i18n import current_language
 from quote_service.models import (
     Actor,
-    Condition,
-    ConsentText,
-    Destination,
-    Language,
     QuoteRequest,
     RequestStatus,
-    Treatment,
-    destination_condition,
     utcnow,
     vocabulary,
 )
 from quote_service.safety.emergency import advice
 from quote_service.safety.signs import Assessment, assess
-from quote_service.services import duplicates, outbox, patient_tokens, safety, timeline
-from quote_service.services.catalog import current_consent, languages, translated
+from quote_service.services import (
+    catalog_snapshot,
+    duplicates,
+    outbox,
+    patient_tokens,
+    safety,
+    timeline,
+)
+from quote_service.services.catalog import translated
 from quote_service.services.references import new_reference
 
 # Collisions in 6.6e11 references are rare; a few tries make them harmless.
@@ -64,43 +65,33 @@ class Receipt:
 BeforeCommit = Callable[[Receipt], None]
 
 
-def check_catalog_fields(data: dict[str, Any]) -> None:
-    """Check what only the database knows; raise one error listing every bad field."""
+def check_catalog_fields(data: dict[str, Any], catalog: catalog_snapshot.Snapshot) -> None:
+    """Check what only the catalog knows; raise one error listing every bad field."""
     errors: dict[str, list[str]] = {}
-    destination = db.session.get(Destination, data["destination"])
-    condition = db.session.get(Condition, data["condition"])
-    treatment = db.session.get(Treatment, data["treatment"])
-    if destination is None or not destination.active:
+    destination = catalog.destinations.get(data["destination"])
+    condition = data["condition"]
+    if destination is None:
         errors["destination"] = [_l("We do not offer this destination.")]
-    if condition is None or not condition.active:
+    if condition not in catalog.active_conditions:
         errors["condition"] = [_l("We do not offer quotes for this condition.")]
-    elif destination is not None and destination.active and not _offered(destination, condition):
-        name = translated(destination.names, current_language())
+    elif destination is not None and (data["destination"], condition) not in catalog.offers:
+        name = translated(destination, current_language())
         errors["condition"] = [_l("This condition is not offered in %(place)s.", place=name)]
-    if treatment is None or not treatment.active:
+    if data["treatment"] not in catalog.active_treatments:
         errors["treatment"] = [_l("Unknown treatment.")]
-    problem = language_problem(data["preferred_language"])
+    problem = language_problem(data["preferred_language"], catalog)
     if problem is not None:
         errors["preferred_language"] = [problem]
     if errors:
         raise InvalidFields(errors)
 
 
-def language_problem(code: str) -> Any:
+def language_problem(code: str, catalog: catalog_snapshot.Snapshot | None = None) -> Any:
     """Why `code` is no language of the catalog's, or None when it is one."""
-    if db.session.get(Language, code) is not None:
+    catalog = catalog or catalog_snapshot.current()
+    if code in catalog.languages:
         return None
-    return _l("Choose one of: %(choices)s.", choices=", ".join(languages()))
-
-
-def _offered(destination: Destination, condition: Condition) -> bool:
-    row = db.session.execute(
-        db.select(destination_condition).where(
-            destination_condition.c.destination_code == destination.code,
-            destination_condition.c.condition_slug == condition.slug,
-        )
-    ).first()
-    return row is not None
+    return _l("Choose one of: %(choices)s.", choices=", ".join(catalog.languages))
 
 
 def receive_quote_request(
@@ -127,8 +118,9 @@ def submit_quote_request(data: dict[str, Any]) -> QuoteRequest:
 def _take_in(
     data: dict[str, Any], before_commit: BeforeCommit | None, link_duplicates: bool
 ) -> tuple[QuoteRequest, Receipt]:
-    check_catalog_fields(data)
-    consent = current_consent(data["preferred_language"])
+    catalog = catalog_snapshot.current()
+    check_catalog_fields(data, catalog)
+    consent = catalog.consent(data["preferred_language"])
     if consent is None:
         raise InvalidFields({"consent_privacy": [_l("No consent text is published yet.")]})
     # Spam is never compared: a bot must not touch what a patient sent.
@@ -181,7 +173,7 @@ def _commit(receipt: Receipt, before_commit: BeforeCommit | None) -> Receipt:
 
 
 def _new_request(
-    data: dict[str, Any], consent: ConsentText, is_spam: bool, now: datetime
+    data: dict[str, Any], consent: catalog_snapshot.Consent, is_spam: bool, now: datetime
 ) -> QuoteRequest:
     request = QuoteRequest(
         reference=new_reference(),

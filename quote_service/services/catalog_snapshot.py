@@ -1,0 +1,104 @@
+"""The catalog as the intake checks requests against it, read once per process.
+
+Destinations, conditions, treatments, which conditions each destination
+offers, the languages and the newest consent text per language change only
+when someone writes to their tables (`flask seed`, a migration, psql). The
+database keeps one number that triggers bump with every such write
+(migration 0025); a request reads that number only, and the tables again
+when it moved. Six SELECTs per request become one, and no write can leave a
+process checking against an old catalog.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app
+
+from quote_service.extensions import db
+from quote_service.models import (
+    Condition,
+    ConsentText,
+    Destination,
+    Language,
+    Treatment,
+    catalog_version,
+    destination_condition,
+)
+from quote_service.services.catalog import DEFAULT_LANGUAGE
+
+
+@dataclass(frozen=True)
+class Consent:
+    """The consent text a request records having agreed to: its version and language."""
+
+    version: int
+    language: str
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    version: int
+    #: Active destinations, by code: their names in every language.
+    destinations: dict[str, dict[str, str]]
+    active_conditions: frozenset[str]
+    active_treatments: frozenset[str]
+    #: (destination code, condition slug) of every offer.
+    offers: frozenset[tuple[str, str]]
+    #: Every language, in the catalog's order.
+    languages: tuple[str, ...]
+    #: The newest consent text of each language that has one.
+    consents: dict[str, Consent]
+
+    def consent(self, language: str) -> Consent | None:
+        """The newest consent text in that language, else the newest English one."""
+        return self.consents.get(language) or self.consents.get(DEFAULT_LANGUAGE)
+
+
+def current() -> Snapshot:
+    """This process's snapshot, read again first if the catalog changed since."""
+    version = db.session.execute(db.select(catalog_version.c.version)).scalar_one()
+    # Per app: tests and tools build several apps, each on a database of its own.
+    kept: Snapshot | None = current_app.extensions.get("catalog_snapshot")
+    if kept is None or kept.version != version:
+        kept = _read(version)
+        current_app.extensions["catalog_snapshot"] = kept
+    return kept
+
+
+def _read(version: int) -> Snapshot:
+    session = db.session
+    consents: dict[str, Consent] = {}
+    for number, language in session.execute(
+        db.select(ConsentText.version, ConsentText.language).order_by(ConsentText.version.desc())
+    ):
+        consents.setdefault(language, Consent(number, language))
+    return Snapshot(
+        version=version,
+        destinations={
+            code: names
+            for code, names in session.execute(
+                db.select(Destination.code, Destination.names).where(Destination.active.is_(True))
+            )
+        },
+        active_conditions=frozenset(
+            session.execute(db.select(Condition.slug).where(Condition.active.is_(True))).scalars()
+        ),
+        active_treatments=frozenset(
+            session.execute(db.select(Treatment.slug).where(Treatment.active.is_(True))).scalars()
+        ),
+        offers=frozenset(
+            (code, slug)
+            for code, slug in session.execute(
+                db.select(
+                    destination_condition.c.destination_code, destination_condition.c.condition_slug
+                )
+            )
+        ),
+        languages=tuple(
+            session.execute(
+                db.select(Language.code).order_by(Language.position, Language.code)
+            ).scalars()
+        ),
+        consents=consents,
+    )
