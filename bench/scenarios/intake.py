@@ -12,7 +12,7 @@ from bench.stack import HOST
 from bench.stats import median, ratio
 
 PATH = "/api/v1/quote-requests"
-TARGET = 0.8
+TARGET = 0.35
 # The urgent-sign rules may cost the intake at most this share of a request.
 RULES_SHARE_TARGET = 0.05
 # A long message as patients write them (the posted one is short): the worst case.

@@ -21,7 +21,7 @@ from bench.results import ScenarioResult, Table, at_least
 from bench.stats import median, ratio
 from tests.support.polling import wait_until
 
-TARGET = 0.33
+TARGET = 0.12
 TASKS_PER_REQUEST = 3
 
 
