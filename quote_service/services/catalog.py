@@ -9,42 +9,26 @@ from flask_babel import lazy_gettext as _l
 
 from quote_service.errors import InvalidFields
 from quote_service.extensions import db
+from quote_service.i18n import DEFAULT_LANGUAGE
 from quote_service.models import (
     Condition,
-    ConsentText,
     Destination,
     Disclaimer,
-    Language,
     QuoteItem,
     Treatment,
 )
+from quote_service.services import catalog_snapshot
 from quote_service.services.countries import countries
-
-DEFAULT_LANGUAGE = "en"
 
 
 def languages() -> list[str]:
-    rows = db.session.execute(db.select(Language.code).order_by(Language.position, Language.code))
-    return list(rows.scalars())
+    """Every language of the catalog, in its order."""
+    return list(catalog_snapshot.current().languages)
 
 
 def translated(names: dict[str, str], language: str) -> str:
     """A name in the language asked for, else English, else any."""
     return names.get(language) or names.get(DEFAULT_LANGUAGE) or next(iter(names.values()), "")
-
-
-def current_consent(language: str) -> ConsentText | None:
-    """The newest consent text in that language, else the newest English one."""
-    for lang in (language, DEFAULT_LANGUAGE):
-        consent = db.session.execute(
-            db.select(ConsentText)
-            .where(ConsentText.language == lang)
-            .order_by(ConsentText.version.desc())
-            .limit(1)
-        ).scalar_one_or_none()
-        if consent is not None:
-            return consent
-    return None
 
 
 def organisation() -> dict[str, str]:
@@ -157,7 +141,7 @@ class CatalogView:
     countries: list[Country]
     first_response_hours: int
     organisation: dict[str, str]
-    consent: ConsentText | None
+    consent: catalog_snapshot.Consent | None
     disclaimers: list[Disclaimer]
 
 
@@ -193,7 +177,7 @@ def catalog(language: str) -> CatalogView:
         countries=[Country(code, name) for code, name in countries(language)],
         first_response_hours=current_app.config["SLA_FIRST_RESPONSE_HOURS"],
         organisation=organisation(),
-        consent=current_consent(language),
+        consent=catalog_snapshot.current().consent(language),
         disclaimers=current_disclaimers(language),
     )
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from flask import current_app
 
 from quote_service.extensions import db
+from quote_service.i18n import DEFAULT_LANGUAGE
 from quote_service.models import (
     Condition,
     ConsentText,
@@ -25,15 +26,15 @@ from quote_service.models import (
     catalog_version,
     destination_condition,
 )
-from quote_service.services.catalog import DEFAULT_LANGUAGE
 
 
 @dataclass(frozen=True)
 class Consent:
-    """The consent text a request records having agreed to: its version and language."""
+    """A consent text: what a form shows, and the version and language a request records."""
 
     version: int
     language: str
+    text: str
 
 
 @dataclass(frozen=True)
@@ -69,10 +70,12 @@ def current() -> Snapshot:
 def _read(version: int) -> Snapshot:
     session = db.session
     consents: dict[str, Consent] = {}
-    for number, language in session.execute(
-        db.select(ConsentText.version, ConsentText.language).order_by(ConsentText.version.desc())
+    for number, language, text in session.execute(
+        db.select(ConsentText.version, ConsentText.language, ConsentText.text).order_by(
+            ConsentText.version.desc()
+        )
     ):
-        consents.setdefault(language, Consent(number, language))
+        consents.setdefault(language, Consent(number, language, text))
     return Snapshot(
         version=version,
         destinations={
