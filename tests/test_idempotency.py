@@ -47,8 +47,38 @@ def key_row(key: str) -> IdempotencyKey | None:
     ).scalar_one_or_none()
 
 
+def claim_held() -> bool:
+    """Whether some transaction holds an Idempotency-Key claim (its advisory lock)."""
+    return (
+        db.session.execute(
+            text(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                " AND classid = :class AND objsubid = 2"
+            ),
+            {"class": idempotency.LOCK_CLASS},
+        ).scalar_one()
+        == 1
+    )
+
+
+def waiting_for(key: int) -> bool:
+    """Whether a transaction is waiting for the submission lock `key`."""
+    unsigned = key % 2**64
+    return (
+        db.session.execute(
+            text(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                " AND objsubid = 1 AND classid = :high AND objid = :low"
+            ),
+            {"high": unsigned >> 32, "low": unsigned & 0xFFFFFFFF},
+        ).scalar_one()
+        == 1
+    )
+
+
 def claimed_row(key: str, body: bytes, age: timedelta) -> None:
-    """A key claimed by a request still running (or dead), `age` ago."""
+    """A key claimed `age` ago by a request of an earlier release (which wrote
+    its claims as rows), still running or dead; or, past its lifetime, any key."""
     created = utcnow() - age
     db.session.add(
         IdempotencyKey(
@@ -140,13 +170,14 @@ def test_two_concurrent_posts_with_one_key_get_one_201_and_one_409(app: Flask, a
         results.append(post(app.test_client(), raw(body), "order-7"))
 
     # Hold the lock the intake takes after claiming the key: the first POST
-    # stays in flight, with its claim committed, until the lock is let go.
+    # stays in flight, holding its claim, until the lock is let go.
     with db.engine.connect() as holder:
         holder.execute(text("SELECT pg_advisory_lock(:key)"), {"key": lock})
         thread = threading.Thread(target=first_post)
         try:
             thread.start()
-            assert wait_until(lambda: key_row("order-7") is not None, timeout=10)
+            assert wait_until(lambda: claim_held() and waiting_for(lock), timeout=10)
+            assert key_row("order-7") is None  # nothing is written before the work is done
             second = post(app.test_client(), raw(body), "order-7")
         finally:
             holder.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": lock})

@@ -14,6 +14,7 @@ from typing import Any, TypeVar, cast
 from flask import Response, jsonify, request
 
 from quote_service.api.parsing import Blueprint
+from quote_service.extensions import db
 from quote_service.services import idempotency
 
 View = TypeVar("View", bound=Callable[..., Any])
@@ -42,9 +43,10 @@ def idempotent(blp: Blueprint) -> Callable[[View], View]:
     claims nothing.
 
     Without the header the view runs as it is. With it, the view is called
-    with `claim=` (an `idempotency.Claim`) and must store its answer on the
-    claim (`idempotency.record`) in the transaction that does its work; any
-    exception it raises releases the claim. A key still in flight is a 409
+    with `claim=` (an `idempotency.Claim`), held by the transaction the claim
+    opened, and must store its answer on the claim (`idempotency.record`) in
+    that transaction, the one doing its work; any exception it raises releases
+    the claim. A key still in flight is a 409
     `idempotency_key_in_flight`; one used with another body a 422
     `idempotency_key_reused` (the view documents its own 422). Documents the
     header and the 409.
@@ -63,6 +65,8 @@ def idempotent(blp: Blueprint) -> Callable[[View], View]:
                 key, idempotency.fingerprint(request.content_type or "", body)
             )
             if isinstance(outcome, idempotency.StoredResponse):
+                # Nothing else is done in the transaction the claim's read opened.
+                db.session.rollback()
                 return replay(outcome)
             try:
                 return view(*args, claim=outcome, **kwargs)

@@ -1,10 +1,11 @@
 """Idempotency keys of the intake (IETF draft "The Idempotency-Key HTTP Header Field").
 
 A client that sends a POST again with the same `Idempotency-Key` gets the
-first answer again, and nothing is written twice. The key is claimed in a
-short transaction of its own before the work starts, so a concurrent
-duplicate sees it in flight; the answer is stored in the transaction that
-does the work, so a request and its stored answer are committed together.
+first answer again, and nothing is written twice. The key is claimed in the
+transaction that does the work (an advisory lock on PostgreSQL, so a
+concurrent duplicate sees it in flight) and its answer is stored in that
+transaction too: a request and its stored answer are committed together, and
+one COMMIT serves both.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import delete, insert, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy import and_, delete, func, literal, or_, select, true
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
 
 from quote_service.errors import Conflict, ServiceError
 from quote_service.extensions import db
@@ -32,8 +34,8 @@ IN_FLIGHT_TIMEOUT = timedelta(seconds=60)
 MAX_KEY_LENGTH = 255
 IN_FLIGHT = "in_flight"
 COMPLETED = "completed"
-# Each failed round means another request changed the row meanwhile; a few settle it.
-CLAIM_ATTEMPTS = 3
+# The class of the claims' advisory locks (two-key form): apart from every other lock.
+LOCK_CLASS = int.from_bytes(b"IdmK", "big")
 IN_FLIGHT_MESSAGE = _l(
     "A request with this Idempotency-Key is still being processed; retry shortly."
 )
@@ -58,6 +60,7 @@ class Claim:
     """A key this request owns until it records an answer or releases it."""
 
     key: str
+    fingerprint: str
     claimed_at: datetime
 
 
@@ -87,23 +90,18 @@ def fingerprint(content_type: str, body: bytes) -> str:
 
 
 def claim(key: str, fingerprint: str, now: datetime | None = None) -> Claim | StoredResponse:
-    """Claim `key` for a new request (commits), or return the answer it already got.
+    """Claim `key` in the caller's transaction, or return the answer it already got.
 
     Raises IdempotencyKeyReused when the key came with another body, and
     IdempotencyKeyInFlight while the first request with it is still running.
+    One statement: on PostgreSQL it takes the key's transaction-scoped advisory
+    lock (a concurrent request with the key finds it taken) and reads the key's
+    row. No row is written until `record` stores the answer with the work, so a
+    request that fails leaves nothing behind: its rollback frees the key.
     """
     now = now or utcnow()
-    for _ in range(CLAIM_ATTEMPTS):
-        if _insert(key, fingerprint, now):
-            return Claim(key, now)
-        row = db.session.execute(
-            db.select(IdempotencyKey).where(IdempotencyKey.key == key)
-        ).scalar_one_or_none()
-        if row is None:
-            continue  # released or purged since our insert failed: claim it again
-        if row.expires_at <= now:
-            _delete(row, now)
-            continue
+    taken, row = _lock_and_read(key)
+    if row is not None and row.expires_at > now:
         if row.fingerprint != fingerprint:
             raise IdempotencyKeyReused(
                 _l("This Idempotency-Key was used with another request body; use a new key.")
@@ -112,92 +110,87 @@ def claim(key: str, fingerprint: str, now: datetime | None = None) -> Claim | St
             return StoredResponse(
                 row.response_status or 200, row.response_body, dict(row.response_headers or {})
             )
+        # An in-flight row is an earlier release's claim: held until it is abandoned.
         if row.created_at > now - IN_FLIGHT_TIMEOUT:
-            break
-        if _take_over(row, now):
-            return Claim(key, now)
-    raise IdempotencyKeyInFlight(IN_FLIGHT_MESSAGE)
+            raise IdempotencyKeyInFlight(IN_FLIGHT_MESSAGE)
+    if not taken:
+        raise IdempotencyKeyInFlight(IN_FLIGHT_MESSAGE)
+    return Claim(key, fingerprint, now)
 
 
-def _insert(key: str, fingerprint: str, now: datetime) -> bool:
-    try:
-        db.session.execute(
-            insert(IdempotencyKey).values(
-                key=key,
-                fingerprint=fingerprint,
-                state=IN_FLIGHT,
-                created_at=now,
-                expires_at=now + KEY_LIFETIME,
-            )
+def _lock_and_read(key: str) -> tuple[bool, IdempotencyKey | None]:
+    """Whether this transaction holds the key's lock, and the key's row if it has one.
+
+    SQLite runs one writer at a time and has no such lock: there two requests
+    with one key may both run, and `record` lets only the first commit.
+    """
+    if db.session.get_bind().dialect.name == "postgresql":
+        digest = hashlib.sha256(key.encode()).digest()
+        lock = func.pg_try_advisory_xact_lock(
+            LOCK_CLASS, int.from_bytes(digest[:4], "big", signed=True)
         )
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        return False
-    return True
-
-
-def _delete(row: IdempotencyKey, now: datetime) -> None:
-    db.session.execute(
-        delete(IdempotencyKey).where(IdempotencyKey.id == row.id, IdempotencyKey.expires_at <= now)
+    else:
+        lock = true()
+    one = select(literal(1).label("one")).subquery()
+    statement = select(lock, IdempotencyKey).select_from(
+        one.outerjoin(IdempotencyKey, IdempotencyKey.key == key)
     )
-    db.session.commit()
-
-
-def _take_over(row: IdempotencyKey, now: datetime) -> bool:
-    # Compare-and-set on the old claim time: of two requests taking over, one wins.
-    result = db.session.execute(
-        update(IdempotencyKey)
-        .where(
-            IdempotencyKey.id == row.id,
-            IdempotencyKey.state == IN_FLIGHT,
-            IdempotencyKey.created_at == row.created_at,
-        )
-        .values(created_at=now, expires_at=now + KEY_LIFETIME)
-    )
-    db.session.commit()
-    return result.rowcount == 1
+    taken, row = db.session.execute(statement).one()
+    return bool(taken), row
 
 
 def record(claim: Claim, response: StoredResponse) -> None:
     """Store the answer on a claimed key, in the caller's transaction (the caller commits).
 
-    Raises IdempotencyKeyInFlight if another request took the claim over in
-    the meantime; the caller's work is then rolled back, so it is done once.
+    Replaces an expired row, or an earlier release's abandoned claim. Raises
+    IdempotencyKeyInFlight when a request with the key committed since the
+    claim was read (a race only SQLite, or a claim read just as the first
+    committed, can lose); the caller's work is then rolled back, so it is done once.
     """
-    result = db.session.execute(
-        update(IdempotencyKey)
-        .where(
-            IdempotencyKey.key == claim.key,
-            IdempotencyKey.state == IN_FLIGHT,
-            IdempotencyKey.created_at == claim.claimed_at,
+    values = {
+        "fingerprint": claim.fingerprint,
+        "state": COMPLETED,
+        "response_status": response.status,
+        "response_body": response.body,
+        "response_headers": response.headers,
+        "created_at": claim.claimed_at,
+        "expires_at": claim.claimed_at + KEY_LIFETIME,
+    }
+    existing = IdempotencyKey.__table__.c
+    statement = (
+        _dialect_insert()(IdempotencyKey)
+        .values(key=claim.key, **values)
+        .on_conflict_do_update(
+            index_elements=[IdempotencyKey.key],
+            set_=values,
+            where=or_(
+                existing.expires_at <= claim.claimed_at,
+                and_(
+                    existing.state == IN_FLIGHT,
+                    existing.created_at <= claim.claimed_at - IN_FLIGHT_TIMEOUT,
+                ),
+            ),
         )
-        .values(
-            state=COMPLETED,
-            response_status=response.status,
-            response_body=response.body,
-            response_headers=response.headers,
-        )
+        .returning(IdempotencyKey.id)
     )
-    if result.rowcount != 1:
+    if db.session.execute(statement).first() is None:
         raise IdempotencyKeyInFlight(IN_FLIGHT_MESSAGE)
+
+
+def _dialect_insert() -> Any:
+    """The INSERT of the session's database, the one with ON CONFLICT."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert
+    return sqlite.insert
 
 
 def release(claim: Claim) -> None:
     """Forget a claim whose request failed, so the client may retry with the same key."""
+    # The claim is the transaction's lock and nothing written: the rollback ends both.
     try:
         db.session.rollback()
-        db.session.execute(
-            delete(IdempotencyKey).where(
-                IdempotencyKey.key == claim.key,
-                IdempotencyKey.state == IN_FLIGHT,
-                IdempotencyKey.created_at == claim.claimed_at,
-            )
-        )
-        db.session.commit()
     except SQLAlchemyError as error:
-        # The request's own error matters more; the claim is abandoned after the timeout.
-        db.session.rollback()
+        # The request's own error matters more; the connection is discarded with it.
         log.warning("could not release an idempotency key: %s", type(error).__name__)
 
 
