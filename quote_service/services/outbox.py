@@ -32,7 +32,7 @@ from typing import Any
 
 from flask import current_app
 from kombu.exceptions import ChannelError
-from sqlalchemy import text, update
+from sqlalchemy import update
 
 from quote_service.extensions import db
 from quote_service.logging_setup import current_request_id
@@ -50,7 +50,8 @@ TASK_FOR_TOPIC = {
     TOPIC_SEND: "quote.send_notification",
 }
 
-# The relay LISTENs here (PostgreSQL) to publish new rows at once.
+# The relay LISTENs here (PostgreSQL) to publish new rows at once; a trigger on
+# outbox_message's inserts NOTIFYs it (migration 0026_outbox_notify).
 NOTIFY_CHANNEL = "quote_service_outbox"
 
 # (task name, outbox row id, broker connection, request id or None)
@@ -69,11 +70,9 @@ def enqueue(topic: str, payload: dict[str, int], now: datetime | None = None) ->
     request_id = current_request_id()
     body: dict[str, Any] = {**payload, "request_id": request_id} if request_id else dict(payload)
     row = OutboxMessage(topic=topic, payload=body, created_at=now, available_at=now)
+    # On PostgreSQL the row's insert wakes the relay at commit: a trigger
+    # NOTIFYs NOTIFY_CHANNEL (migration 0026_outbox_notify).
     db.session.add(row)
-    if db.session.get_bind().dialect.name == "postgresql":
-        # Sent when the transaction commits, so the relay wakes for committed rows
-        # only; PostgreSQL folds repeats within one transaction.
-        db.session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
     return row
 
 
