@@ -20,6 +20,9 @@ def missing_disclaimers(raw: bytes, disclaimers: Iterable[Disclaimer]) -> list[s
     unnoticed. The plain-text part must hold each text on a line of its own;
     the HTML part must hold it escaped exactly as Jinja2 escapes it.
     """
+    disclaimers = list(disclaimers)
+    if not disclaimers:
+        return []  # nothing required (a clinic's invitation, an alert): no parse
     message = message_from_bytes(raw, policy=default)
     assert isinstance(message, EmailMessage)
     text_part = message.get_body(("plain",))

@@ -90,5 +90,6 @@ def build_message(
     return message
 
 
-def body_sha256(message: EmailMessage) -> str:
-    return hashlib.sha256(message.as_bytes()).hexdigest()
+def body_sha256(raw: bytes) -> str:
+    """The SHA-256 of a message as serialised once (`as_bytes`), the bytes that are sent."""
+    return hashlib.sha256(raw).hexdigest()

@@ -122,6 +122,7 @@ def _record_digest(
     rendered = render(environment(config["MAIL_TEMPLATES_DIR"] or None), DIGEST_KIND, "en", context)
     recipient = config["COORDINATORS_EMAIL"]
     message = build_message(config["MAIL_FROM"], recipient, rendered, reply_to=recipient)
+    raw = message.as_bytes()
     digest = Notification(
         quote_request_id=None,
         kind=DIGEST_KIND,
@@ -131,8 +132,8 @@ def _record_digest(
         language="en",
         subject=rendered.subject,
         message_id=str(message["Message-ID"]),
-        body_sha256=body_sha256(message),
-        mime=message.as_bytes().decode("utf-8"),
+        body_sha256=body_sha256(raw),
+        mime=raw.decode("utf-8"),
         disclaimers=[],
         status=NotificationStatus.PENDING,
         created_at=now,

@@ -170,7 +170,7 @@ def _record(
         language=language,
         subject=rendered.subject,
         message_id=str(message["Message-ID"]),
-        body_sha256=body_sha256(message),
+        body_sha256=body_sha256(raw),
         # UTF-8 only in the headers of a message to an international address.
         mime=raw.decode("utf-8"),
         disclaimers=[
