@@ -27,7 +27,7 @@ from quote_service.extensions import (
     db,
     limiter,
     migrate,
-    retry_after_only_on_refusals,
+    retry_after_on_refusals,
 )
 
 
@@ -63,7 +63,7 @@ def register_extensions(app: Flask) -> None:
     migrations = Path(__file__).parent.parent / "migrations"
     migrate.init_app(app, db, directory=str(migrations), render_as_batch=True, compare_type=True)
     api.init_app(app)
-    app.after_request(retry_after_only_on_refusals)
+    app.after_request(retry_after_on_refusals)
     limiter.init_app(app)
     cors.init_app(
         app,

@@ -237,7 +237,9 @@ def from_environment(
         "RATELIMIT_STORAGE_OPTIONS": {"socket_timeout": 0.2, "socket_connect_timeout": 0.2},
         "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
         "RATELIMIT_SWALLOW_ERRORS": True,
-        "RATELIMIT_HEADERS_ENABLED": True,
+        # No X-RateLimit-* headers: they read the window from Redis for every
+        # answer. A 429's Retry-After is set by extensions.retry_after_on_refusals.
+        "RATELIMIT_HEADERS_ENABLED": False,
         "RATELIMIT_KEY_PREFIX": "quote-service",
         "OUTBOX_RELAY_SECONDS": parse_float(
             "OUTBOX_RELAY_SECONDS", get("OUTBOX_RELAY_SECONDS", "1"), minimum=0.05

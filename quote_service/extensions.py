@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import time
+
 import flask_smorest
 from celery import Celery, Task
 from flask import Flask, Response
@@ -31,6 +34,8 @@ class Api(flask_smorest.Api):
     DEFAULT_ERROR_RESPONSE_NAME = None
 
 
+log = logging.getLogger(__name__)
+
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 api = Api()
@@ -43,12 +48,26 @@ login_manager = LoginManager()
 csrf = CSRFProtect()
 
 
-def retry_after_only_on_refusals(response: Response) -> Response:
-    """Flask-Limiter adds Retry-After to every answer of a limited route; it asks a client
-    to wait before trying again, which only a refusal means. Registered before the
-    limiter, so it runs after the limiter's own hook."""
-    if response.status_code < 400:
-        response.headers.pop("Retry-After", None)
+def retry_after_on_refusals(response: Response) -> Response:
+    """Retry-After on a 429: the seconds until the breached limit's window resets.
+
+    Only a refusal asks a client to wait. Flask-Limiter's own headers
+    (RATELIMIT_HEADERS_ENABLED) would read the window back from Redis for
+    every answer of a limited route, two round trips each; here only a 429
+    reads it.
+    """
+    if response.status_code != 429:
+        return response
+    breached = limiter.current_limit
+    if breached is None:
+        return response  # a 429 of our own (sign-in throttling) sets its own header
+    try:
+        # reset_at is already rounded up to the next whole second.
+        seconds = max(1, int(breached.reset_at - time.time()))
+    except Exception as error:  # the storage died since the check: no header, still a 429
+        log.warning("no Retry-After: rate limit window unreadable (%s)", type(error).__name__)
+        return response
+    response.headers["Retry-After"] = str(seconds)
     return response
 
 

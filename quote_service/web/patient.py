@@ -154,7 +154,8 @@ def refused(error: ServiceError) -> tuple[str, int]:
 
 @bp.errorhandler(429)
 def too_many(error: HTTPException) -> Response:
-    response = Response(
+    # Retry-After is added to every 429 (extensions.retry_after_on_refusals).
+    return Response(
         render_template(
             "web/patient_missing.html",
             page_language=current_language(),
@@ -162,7 +163,3 @@ def too_many(error: HTTPException) -> Response:
         ),
         status=429,
     )
-    retry_after = error.get_response().headers.get("Retry-After")
-    if retry_after:
-        response.headers["Retry-After"] = retry_after
-    return response

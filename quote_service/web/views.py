@@ -130,11 +130,8 @@ def too_many(error: HTTPException) -> Any:
     page = FormPage(supported(lang) or DEFAULT_LANGUAGE, request.form.to_dict(flat=True))
     use_language(page.language)
     page.notice = str(TOO_MANY)
-    response = Response(render_template("web/form.html", **page.context()), status=429)
-    retry_after = error.get_response().headers.get("Retry-After")
-    if retry_after:
-        response.headers["Retry-After"] = retry_after
-    return response
+    # Retry-After is added to every 429 (extensions.retry_after_on_refusals).
+    return Response(render_template("web/form.html", **page.context()), status=429)
 
 
 def page_language(lang: str) -> str:
