@@ -1,4 +1,4 @@
-"""The catalog as the intake checks requests against it, read once per process.
+"""The catalog the intake checks requests against and the emails name, read once per process.
 
 Destinations, conditions, treatments, which conditions each destination
 offers, the languages and the newest consent text per language change only
@@ -50,6 +50,11 @@ class Snapshot:
     languages: tuple[str, ...]
     #: The newest consent text of each language that has one.
     consents: dict[str, Consent]
+    #: The names in every language of every condition, destination and
+    #: treatment, active or not: what the emails about a request call them.
+    condition_names: dict[str, dict[str, str]]
+    destination_names: dict[str, dict[str, str]]
+    treatment_names: dict[str, dict[str, str]]
 
     def consent(self, language: str) -> Consent | None:
         """The newest consent text in that language, else the newest English one."""
@@ -76,20 +81,16 @@ def _read(version: int) -> Snapshot:
         )
     ):
         consents.setdefault(language, Consent(number, language, text))
+    destinations = session.execute(
+        db.select(Destination.code, Destination.names, Destination.active)
+    ).all()
+    conditions = session.execute(db.select(Condition.slug, Condition.names, Condition.active)).all()
+    treatments = session.execute(db.select(Treatment.slug, Treatment.names, Treatment.active)).all()
     return Snapshot(
         version=version,
-        destinations={
-            code: names
-            for code, names in session.execute(
-                db.select(Destination.code, Destination.names).where(Destination.active.is_(True))
-            )
-        },
-        active_conditions=frozenset(
-            session.execute(db.select(Condition.slug).where(Condition.active.is_(True))).scalars()
-        ),
-        active_treatments=frozenset(
-            session.execute(db.select(Treatment.slug).where(Treatment.active.is_(True))).scalars()
-        ),
+        destinations={code: names for code, names, active in destinations if active},
+        active_conditions=frozenset(slug for slug, _, active in conditions if active),
+        active_treatments=frozenset(slug for slug, _, active in treatments if active),
         offers=frozenset(
             (code, slug)
             for code, slug in session.execute(
@@ -104,4 +105,7 @@ def _read(version: int) -> Snapshot:
             ).scalars()
         ),
         consents=consents,
+        condition_names={slug: names for slug, names, _ in conditions},
+        destination_names={code: names for code, names, _ in destinations},
+        treatment_names={slug: names for slug, names, _ in treatments},
     )
