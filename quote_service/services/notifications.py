@@ -30,6 +30,7 @@ import pycountry
 from babel.dates import format_date
 from babel.numbers import format_currency
 from flask import current_app
+from sqlalchemy import update
 
 from quote_service.addresses import mailbox
 from quote_service.crypto import keyring
@@ -40,8 +41,6 @@ from quote_service.mail.sender import SendError, TransientSendError, sender_from
 from quote_service.models import (
     Actor,
     ClinicQuote,
-    Condition,
-    Destination,
     Disclaimer,
     Event,
     EventType,
@@ -53,7 +52,6 @@ from quote_service.models import (
     Provider,
     QuoteRequest,
     RoutingDecision,
-    Treatment,
     User,
     utcnow,
 )
@@ -63,7 +61,14 @@ from quote_service.models.vocabulary import (
     notification_event,
 )
 from quote_service.safety.emergency import advice
-from quote_service.services import alerts, masking, outbox, patient_tokens, timeline
+from quote_service.services import (
+    alerts,
+    catalog_snapshot,
+    masking,
+    outbox,
+    patient_tokens,
+    timeline,
+)
 from quote_service.services.catalog import (
     DEFAULT_LANGUAGE,
     disclaimers_in_scope,
@@ -114,13 +119,13 @@ def language_label(code: str, in_language: str) -> str:
 
 
 def _labels(request: QuoteRequest, language: str) -> dict[str, str]:
-    condition = db.session.get_one(Condition, request.condition_slug)
-    destination = db.session.get_one(Destination, request.destination_code)
-    treatment = db.session.get_one(Treatment, request.treatment_slug)
+    catalog = catalog_snapshot.current()
     return {
-        "condition_name": translated(condition.names, language),
-        "destination_name": translated(destination.names, language),
-        "treatment_name": translated(treatment.names, language),
+        "condition_name": translated(catalog.condition_names[request.condition_slug], language),
+        "destination_name": translated(
+            catalog.destination_names[request.destination_code], language
+        ),
+        "treatment_name": translated(catalog.treatment_names[request.treatment_slug], language),
         "language_name": language_label(request.preferred_language, language),
     }
 
@@ -255,17 +260,34 @@ def _recipient_capped(recipient: str) -> bool:
 
 
 def _event(
-    request: QuoteRequest | None, notification: Notification, outcome: str, note: str | None
+    request: QuoteRequest | int | None,
+    notification: Notification,
+    outcome: str,
+    note: str | None,
 ) -> None:
-    """Record on the request's timeline what became of one of its emails."""
-    if request is None:
+    """Record on the request's timeline (the request or its id) what became of one of its emails."""
+    request_id = request.id if isinstance(request, QuoteRequest) else request
+    _event_of(request_id, notification.id, notification.kind, outcome, note)
+
+
+def _event_of(
+    request_id: int | None,
+    notification_id: int,
+    kind: str,
+    outcome: str,
+    note: str | None,
+    at: datetime | None = None,
+) -> None:
+    """`_event` for a notification known by its id and kind only."""
+    if request_id is None:
         return  # a digest to the coordinators belongs to no request's timeline
     timeline.record(
-        request.id,
-        notification_event(notification.kind, outcome),
+        request_id,
+        notification_event(kind, outcome),
         Actor.SYSTEM,
         note,
-        {"notification_id": notification.id, "kind": notification.kind},
+        {"notification_id": notification_id, "kind": kind},
+        at=at,
     )
 
 
@@ -617,22 +639,25 @@ def deliver(outbox_id: int, holder: str | None = None) -> str:
     # `sending` here means the run that set it is gone (the claim would have
     # refused a live one): the email goes again, the same bytes and Message-ID.
 
+    # Read once here, not reloaded after the commit: what the send, its log
+    # line and its event need. The request's reference only, nothing to decrypt.
+    notification_id, request_id = notification.id, notification.quote_request_id
+    kind, recipient, mime = notification.kind, notification.recipient, notification.mime
+    reference = _reference_of(request_id)
+
     # Record before sending: a crash from here on leaves "sending", not "pending".
     notification.status = N.SENDING
     notification.attempts += 1
     notification.last_attempt_at = now
     db.session.commit()
 
-    request = _request_of(notification)
     try:
         with outbox.lease_kept(outbox_id, holder):
             sender_from_config(current_app.config).send(
-                notification.recipient,
-                notification.mime.encode("utf-8"),
-                label=f"{request.reference if request else 'coordinators'}-{notification.kind}",
+                recipient, mime.encode("utf-8"), label=f"{_about(reference)}-{kind}"
             )
     except SendError as error:
-        return _failed_attempt(outbox_id, notification, request, error)
+        return _failed_attempt(outbox_id, notification, reference, error)
     except Exception as error:
         # Anything else that breaks around a send is an attempt all the same:
         # counted, retried with backoff and in the end `failed`, never a task
@@ -640,10 +665,10 @@ def deliver(outbox_id: int, holder: str | None = None) -> str:
         log.warning("unexpected %s sending %s", type(error).__name__, notification.kind)
         db.session.rollback()
         unexpected = TransientSendError(f"unexpected: {type(error).__name__}: {error}")
-        return _failed_attempt(outbox_id, notification, request, unexpected)
+        return _failed_attempt(outbox_id, notification, reference, unexpected)
 
-    _record_sent(outbox_id, notification.id)
-    log.info("sent %s for %s", notification.kind, _about(request))
+    _record_sent(outbox_id, notification_id, request_id, kind)
+    log.info("sent %s for %s", kind, _about(reference))
     return "sent"
 
 
@@ -657,17 +682,22 @@ class SentNotRecorded(Exception):
     """
 
 
-def _record_sent(outbox_id: int, notification_id: int) -> None:
-    """Commit `sent`, retried with a short backoff: the email has gone, only the record waits."""
+def _record_sent(outbox_id: int, notification_id: int, request_id: int | None, kind: str) -> None:
+    """Commit `sent`, retried with a short backoff: the email has gone, only the record waits.
+
+    Written by id, without loading the rows again: the notification is this
+    run's (its outbox row's lease says so) and `sending`.
+    """
 
     def record() -> None:
-        notification = db.session.get_one(Notification, notification_id)
-        row = db.session.get_one(OutboxMessage, outbox_id)
-        notification.status = N.SENT
-        notification.sent_at = utcnow()
-        notification.last_error = None
-        outbox.complete(row)
-        _event(_request_of(notification), notification, N.SENT, None)
+        now = utcnow()
+        db.session.execute(
+            update(Notification)
+            .where(Notification.id == notification_id)
+            .values(status=N.SENT, sent_at=now, last_error=None)
+        )
+        outbox.complete_by_id(outbox_id, now)
+        _event_of(request_id, notification_id, kind, N.SENT, None, at=now)
         db.session.commit()
 
     try:
@@ -677,18 +707,20 @@ def _record_sent(outbox_id: int, notification_id: int) -> None:
         raise SentNotRecorded(type(error).__name__) from error
 
 
-def _request_of(notification: Notification) -> QuoteRequest | None:
-    if notification.quote_request_id is None:
+def _reference_of(request_id: int | None) -> str | None:
+    if request_id is None:
         return None  # an alert digest
-    return db.session.get_one(QuoteRequest, notification.quote_request_id)
+    return db.session.execute(
+        db.select(QuoteRequest.reference).where(QuoteRequest.id == request_id)
+    ).scalar_one()
 
 
-def _about(request: QuoteRequest | None) -> str:
-    return request.reference if request is not None else "the coordinators"
+def _about(reference: str | None) -> str:
+    return reference if reference is not None else "the coordinators"
 
 
 def _failed_attempt(
-    outbox_id: int, notification: Notification, request: QuoteRequest | None, error: SendError
+    outbox_id: int, notification: Notification, reference: str | None, error: SendError
 ) -> str:
     row = db.session.get_one(OutboxMessage, outbox_id)
     notification.last_error = str(error)[:1000]
@@ -698,13 +730,13 @@ def _failed_attempt(
     if gave_up:
         notification.status = N.FAILED
         outbox.complete(row)
-        _event(request, notification, N.FAILED, notification.last_error)
+        _event(notification.quote_request_id, notification, N.FAILED, notification.last_error)
         # The SMTP reply may quote the address: it stays in the database, not the log.
-        log.warning("%s for %s failed", notification.kind, _about(request))
+        log.warning("%s for %s failed", notification.kind, _about(reference))
     else:
         notification.status = N.PENDING
         outbox.retry_at(row, utcnow() + backoff(notification.attempts))
-        _event(request, notification, "deferred", notification.last_error)
+        _event(notification.quote_request_id, notification, "deferred", notification.last_error)
     db.session.commit()
     return "failed" if gave_up else "deferred"
 

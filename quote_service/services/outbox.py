@@ -253,6 +253,15 @@ def complete(row: OutboxMessage, now: datetime | None = None) -> None:
     row.holder = None
 
 
+def complete_by_id(outbox_id: int, now: datetime | None = None) -> None:
+    """`complete` for a row the caller holds but has not loaded (one UPDATE, no SELECT)."""
+    db.session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == outbox_id)
+        .values(completed_at=now or utcnow(), holder=None)
+    )
+
+
 def retry_at(row: OutboxMessage, when: datetime) -> None:
     """Make the row due again at `when` (a retry with backoff) and release it."""
     row.available_at = when
