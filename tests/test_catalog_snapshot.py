@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import psycopg
@@ -121,3 +122,34 @@ def test_the_snapshot_is_read_again_only_when_the_catalog_changed(
     other_process.execute(WATCHED["language"][1])
     with app.app_context():
         assert catalog_snapshot.current() is not first
+
+
+def test_emails_name_a_withdrawn_destination_as_the_catalog_names_it_now(
+    app: Flask, other_process: psycopg.Connection
+):
+    # A request made before its destination was withdrawn is still written to.
+    from quote_service.models import QuoteRequest
+    from quote_service.services import notifications
+
+    request = QuoteRequest(
+        condition_slug="stroke",
+        destination_code="BE",
+        treatment_slug="msc",
+        preferred_language="nl",
+    )
+    [names] = other_process.execute("SELECT names FROM destination WHERE code = 'BE'").fetchone()
+    other_process.execute(
+        "UPDATE destination SET active = false, names = %s WHERE code = 'BE'",
+        (json.dumps({**names, "fr": "La Belgique"}),),
+    )
+    try:
+        with app.app_context():
+            assert "BE" not in catalog_snapshot.current().destinations  # refused at intake
+            labels = notifications.labels(request, "fr")
+    finally:
+        other_process.execute(
+            "UPDATE destination SET active = true, names = %s WHERE code = 'BE'",
+            (json.dumps(names),),
+        )
+    assert labels["destination_name"] == "La Belgique"
+    assert labels["condition_name"] and labels["treatment_name"]
