@@ -32,7 +32,7 @@ from typing import Any
 
 from flask import current_app
 from kombu.exceptions import ChannelError
-from sqlalchemy import update
+from sqlalchemy import or_, update
 
 from quote_service.extensions import db
 from quote_service.logging_setup import current_request_id
@@ -175,10 +175,26 @@ def claim(outbox_id: int, holder: str) -> OutboxMessage | None:
     is committed before the caller works, so a worker that dies from here on
     leaves a lease that runs out, not a row that waits for a long timeout.
     """
+    now = utcnow()
+    # The usual case in one statement: a row no run holds (or this run's own,
+    # on a retry) is taken by the UPDATE itself, which locks it as it writes.
+    taken = db.session.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.id == outbox_id,
+            OutboxMessage.completed_at.is_(None),
+            or_(OutboxMessage.holder.is_(None), OutboxMessage.holder == holder),
+        )
+        .values(holder=holder, started_at=now, available_at=now + _lease())
+        .returning(OutboxMessage.id)
+    ).first()
+    if taken is not None:
+        db.session.commit()
+        return _locked(outbox_id)
+    # Gone, done, or held by another run: look at it under lock.
     row = _locked(outbox_id)
     if row is None:
         return None
-    now = utcnow()
     if row.holder is not None and row.holder != holder:
         held = not _waiting_in_queue(row) and row.available_at > now
         if held:
