@@ -662,7 +662,7 @@ def deliver(outbox_id: int, holder: str | None = None) -> str:
         # Anything else that breaks around a send is an attempt all the same:
         # counted, retried with backoff and in the end `failed`, never a task
         # that dies and leaves the email `sending` to be re-published forever.
-        log.warning("unexpected %s sending %s", type(error).__name__, notification.kind)
+        log.warning("unexpected %s sending %s", type(error).__name__, kind)
         db.session.rollback()
         unexpected = TransientSendError(f"unexpected: {type(error).__name__}: {error}")
         return _failed_attempt(outbox_id, notification, reference, unexpected)
