@@ -15,7 +15,9 @@ class IdempotencyKey(Base):
     """One `Idempotency-Key` seen at the intake, with the response it got.
 
     `fingerprint` is a SHA-256 of the request body: the same key with another
-    body is refused. `state` is `in_flight` until the response is stored.
+    body is refused. A row is written with its response (`completed`), in the
+    transaction of the request it answers; an `in_flight` row is a claim of an
+    earlier release, which wrote its claims as rows before the work.
     """
 
     __tablename__ = "idempotency_key"

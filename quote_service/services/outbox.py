@@ -264,17 +264,20 @@ def lease_kept(outbox_id: int, holder: str) -> Iterator[None]:
         thread.join()
 
 
+def _completion(now: datetime | None) -> dict[str, Any]:
+    """What completing a row writes: done, and released."""
+    return {"completed_at": now or utcnow(), "holder": None}
+
+
 def complete(row: OutboxMessage, now: datetime | None = None) -> None:
-    row.completed_at = now or utcnow()
-    row.holder = None
+    for column, value in _completion(now).items():
+        setattr(row, column, value)
 
 
 def complete_by_id(outbox_id: int, now: datetime | None = None) -> None:
     """`complete` for a row the caller holds but has not loaded (one UPDATE, no SELECT)."""
     db.session.execute(
-        update(OutboxMessage)
-        .where(OutboxMessage.id == outbox_id)
-        .values(completed_at=now or utcnow(), holder=None)
+        update(OutboxMessage).where(OutboxMessage.id == outbox_id).values(**_completion(now))
     )
 
 
