@@ -11,11 +11,12 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from flask_migrate import upgrade
-from sqlalchemy import text
+from sqlalchemy import Connection, text
+from sqlalchemy.orm import Session
 
 from quote_service import create_app
 from quote_service.extensions import db
-from quote_service.models import activity_tables
+from quote_service.models import Base, activity_tables
 from quote_service.services.seed import seed_catalog
 from quote_service.services.users import create_user
 from tests.support.servers import Server, ensure_postgres, ensure_redis, free_port
@@ -25,6 +26,30 @@ pytest_plugins = ["tests.routing_fixtures", "tests.browser_fixtures"]
 
 # Tables that requests write; the catalog tables are seeded once per session.
 ACTIVITY_TABLES = activity_tables()
+# Children before their parents, so that each DELETE meets no row pointing at it.
+_ACTIVITY_DELETE_ORDER = [t.name for t in reversed(Base.metadata.sorted_tables)]
+_EMPTY_ACTIVITY = "; ".join(
+    f"DELETE FROM {name}" for name in _ACTIVITY_DELETE_ORDER if name in ACTIVITY_TABLES
+)
+# The sequences of those tables' id columns (serial or identity) start at 1 again.
+_RESTART_IDS = text(
+    "SELECT setval(s.oid::regclass, 1, false) FROM pg_class s"
+    " JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = s.oid"
+    " AND d.deptype IN ('a', 'i')"
+    " JOIN pg_class t ON t.oid = d.refobjid"
+    " WHERE s.relkind = 'S' AND t.relname = ANY(:tables)"
+)
+
+
+def empty_activity_tables(connection: Connection | Session) -> None:
+    """Empty every table requests write, ids restarting at 1 (PostgreSQL).
+
+    DELETE, not TRUNCATE: a test leaves a few rows, and TRUNCATE gives each of
+    the thirteen tables new files, 120-170 ms per test on two CPUs.
+    """
+    connection.execute(text(_EMPTY_ACTIVITY))
+    connection.execute(_RESTART_IDS, {"tables": list(ACTIVITY_TABLES)})
+
 
 # Each test module's kind, by where it lives (pyproject.toml registers the
 # markers). `make test-fast` leaves these out: they hold most of the suite's time.
@@ -142,9 +167,7 @@ def clean_activity_tables(request: pytest.FixtureRequest) -> Iterator[None]:
     with app.app_context():
         db.session.remove()
         with db.engine.begin() as connection:
-            connection.execute(
-                text(f"TRUNCATE {', '.join(ACTIVITY_TABLES)} RESTART IDENTITY CASCADE")
-            )
+            empty_activity_tables(connection)
 
 
 @pytest.fixture

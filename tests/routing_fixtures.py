@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import delete, text
+from sqlalchemy import delete
 
 from quote_service.extensions import db
 from quote_service.models import (
@@ -20,7 +20,7 @@ from quote_service.models import (
     provider_condition,
 )
 from quote_service.services import intake
-from tests.conftest import ACTIVITY_TABLES
+from tests.conftest import empty_activity_tables
 from tests.payloads import minimal_body
 
 AddProvider = Callable[..., Provider]
@@ -64,7 +64,7 @@ def portugal(app: Flask, app_context) -> Iterator[AddProvider]:
     yield add_provider
 
     db.session.rollback()
-    db.session.execute(text(f"TRUNCATE {', '.join(ACTIVITY_TABLES)} RESTART IDENTITY CASCADE"))
+    empty_activity_tables(db.session)
     ids = db.select(Provider.id).where(Provider.destination_code == "PT")
     db.session.execute(delete(provider_condition).where(provider_condition.c.provider_id.in_(ids)))
     db.session.execute(delete(Provider).where(Provider.destination_code == "PT"))

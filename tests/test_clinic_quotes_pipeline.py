@@ -159,7 +159,7 @@ def test_fallback_after_expiry_invites_the_next_clinic_and_the_first_link_is_gon
         redis_server.url,
         smtp,
         QUOTE_FANOUT=1,
-        CLINIC_RESPONSE_HOURS=0.01,  # 36 seconds
+        CLINIC_RESPONSE_HOURS=0.003,  # 10.8 seconds: the reminder at 5.4
     )
     with running_worker(app):
         reference = submit(app)

@@ -9,14 +9,14 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import delete, text
+from sqlalchemy import delete
 
 from quote_service.extensions import db
 from quote_service.models import Provider, provider_condition
 from quote_service.services import routing
 from quote_service.services.seed import seed_catalog
 from quote_service.services.users import revoke_user
-from tests.conftest import ACTIVITY_TABLES, Caller
+from tests.conftest import Caller, empty_activity_tables
 from tests.routing_fixtures import submit
 
 URL = "/api/v1/providers"
@@ -81,7 +81,7 @@ def cleanup(app: Flask) -> Iterator[None]:
     yield
     with app.app_context():
         db.session.remove()
-        db.session.execute(text(f"TRUNCATE {', '.join(ACTIVITY_TABLES)} RESTART IDENTITY CASCADE"))
+        empty_activity_tables(db.session)
         ids = db.select(Provider.id).where(Provider.slug.startswith("test-"))
         db.session.execute(
             delete(provider_condition).where(provider_condition.c.provider_id.in_(ids))
