@@ -21,7 +21,7 @@ from tests.payloads import valid_body
 from tests.support.polling import wait_until
 from tests.support.servers import Server, start_redis_server
 from tests.support.smtp import SmtpSink
-from worker.relay import OutboxRelayStep
+from worker.relay import OutboxRelay, OutboxRelayStep
 
 URL = "/api/v1/quote-requests"
 
@@ -180,3 +180,15 @@ def test_new_outbox_rows_wake_the_relay_without_waiting_for_its_poll(
     with running_worker(slow_poll):
         slow_poll.test_client().post(URL, json=valid_body(email="prompt@example.org"))
         assert wait_until(lambda: len(smtp.received) == 2, timeout=30)
+
+
+def test_a_relay_waiting_out_a_long_poll_stops_at_once_when_asked(postgres: Server, app, make_app):
+    relay = OutboxRelay(make_app(base_config(postgres.url, OUTBOX_RELAY_SECONDS=60)))
+    relay.start()
+    try:
+        # Listening, with nothing to publish: it waits for a NOTIFY or its minute.
+        assert wait_until(lambda: relay._wakeup.connection is not None, timeout=10)
+        relay.stop(timeout=2)
+        assert relay._thread is not None and not relay._thread.is_alive()
+    finally:
+        relay.stop()

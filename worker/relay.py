@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 SUPERVISE_SECONDS = 1.0
 #: How long a relay process may take to finish its batch when asked to stop.
 STOP_SECONDS = 10.0
+#: The longest a wait for a notification goes without looking whether the relay
+#: was asked to stop: a poll interval of a minute must not make shutdown wait for it.
+WAIT_SLICE_SECONDS = 0.25
 
 
 class Wakeup:
@@ -75,8 +78,14 @@ class Wakeup:
                     self.libpq_url, autocommit=True, connect_timeout=2
                 )
                 self.connection.execute(f"LISTEN {NOTIFY_CHANNEL}")
-            for _ in self.connection.notifies(timeout=self.interval, stop_after=1):
-                pass
+            deadline = time.monotonic() + self.interval
+            while not self.stop.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                wait = min(remaining, WAIT_SLICE_SECONDS)
+                for _ in self.connection.notifies(timeout=wait, stop_after=1):
+                    return  # a new row: publish it now
         except psycopg.Error:
             # Database gone: plain polling until it is back.
             self.close()
