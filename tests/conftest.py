@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from quote_service import create_app
 from quote_service.extensions import db
+from quote_service.mail.sender import close_kept_connection
 from quote_service.models import Base, activity_tables
 from quote_service.services.seed import seed_catalog
 from quote_service.services.users import create_user
@@ -100,6 +101,7 @@ def smtp_sink() -> Iterator[SmtpSink]:
     sink = SmtpSink(free_port())
     sink.start()
     yield sink
+    close_kept_connection()  # the one this process's sends kept open to it
     sink.stop()
 
 

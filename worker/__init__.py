@@ -1,10 +1,11 @@
 """The Celery app, made from the Flask app: `celery -A worker worker` / `celery -A worker beat`."""
 
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_process_shutdown
 from sqlalchemy.orm import configure_mappers
 
 from quote_service import create_app
 from quote_service.extensions import db
+from quote_service.mail.sender import close_kept_connection
 from worker.observability import MetricsServerStep  # also connects the task signals
 from worker.relay import OutboxRelayStep
 from worker.schedule import BEAT_SCHEDULE
@@ -30,3 +31,9 @@ def _fresh_connections_after_fork(**kwargs: object) -> None:
     # parent's), so the child opens its own.
     with flask_app.app_context():
         db.engine.dispose(close=False)
+
+
+@worker_process_shutdown.connect
+def _close_the_mail_connection(**kwargs: object) -> None:
+    # A pool process that ends says QUIT on the SMTP connection it kept.
+    close_kept_connection()

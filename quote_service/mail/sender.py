@@ -7,6 +7,11 @@ import os
 import re
 import smtplib
 import ssl
+import threading
+import time
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from email.utils import parseaddr
 from pathlib import Path
@@ -38,6 +43,27 @@ class Sender(Protocol):
         ...
 
 
+# One SMTP connection per thread, kept for that thread's next send: opening
+# one (TCP, banner, EHLO, maybe STARTTLS and AUTH) and closing it cost the
+# worker and the server more than the message itself.
+_kept = threading.local()
+#: A connection idle longer than this is closed rather than reused (servers
+#: drop idle clients after a while; Postfix after 300 s).
+KEEP_IDLE_SECONDS = 30.0
+
+
+@dataclass
+class _Kept:
+    key: tuple[str, int, str, bool]
+    smtp: smtplib.SMTP
+    pid: int
+    last_used: float
+
+    def __post_init__(self) -> None:
+        # A thread that ends drops its kept connection: its socket is closed then.
+        weakref.finalize(self, self.smtp.close)
+
+
 @dataclass
 class SmtpSender:
     host: str
@@ -53,13 +79,11 @@ class SmtpSender:
         to = envelope(recipient)
         # A UTF-8 local part (in RCPT TO and the To header) needs the server's SMTPUTF8.
         international = to.smtputf8 or not raw.isascii()
+        with _classified():
+            kept = self._connection()
+        smtp = kept.smtp
         try:
-            with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
-                if self.starttls:
-                    smtp.starttls(context=ssl.create_default_context())
-                if self.username:
-                    smtp.login(self.username, self.password)
-                smtp.ehlo_or_helo_if_needed()
+            with _classified():
                 if international and not smtp.has_extn("smtputf8"):
                     # Nothing would change on a retry: this server cannot carry the address.
                     raise PermanentSendError(
@@ -68,14 +92,76 @@ class SmtpSender:
                     )
                 options = ["SMTPUTF8"] if international else []
                 smtp.sendmail(envelope_from, [to.address], raw, mail_options=options)
-        except smtplib.SMTPRecipientsRefused as error:
-            code, reply = next(iter(error.recipients.values()))
-            raise classify(code, reply) from None
-        except smtplib.SMTPResponseException as error:
-            raise classify(error.smtp_code, error.smtp_error) from None
-        except (smtplib.SMTPException, OSError) as error:
-            # Refused or dropped connections, timeouts: the server may come back.
-            raise TransientSendError(f"connection: {type(error).__name__}: {error}") from None
+        except BaseException:
+            # Whatever the server or the session is left in, the next send starts afresh.
+            _close(smtp)
+            raise
+        kept.last_used = time.monotonic()
+        _kept.connection = kept
+
+    def _key(self) -> tuple[str, int, str, bool]:
+        return (self.host, self.port, self.username, self.starttls)
+
+    def _connection(self) -> _Kept:
+        """This thread's kept connection to this server if it still answers, else a new one."""
+        kept: _Kept | None = getattr(_kept, "connection", None)
+        _kept.connection = None  # in use: a failure from here on must not leave it kept
+        if kept is not None:
+            # A forked child never writes on its parent's socket.
+            reusable = kept.key == self._key() and kept.pid == os.getpid()
+            fresh = time.monotonic() - kept.last_used < KEEP_IDLE_SECONDS
+            if reusable and fresh and _answers(kept.smtp):
+                return kept
+            _close(kept.smtp)
+        smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        try:
+            if self.starttls:
+                smtp.starttls(context=ssl.create_default_context())
+            if self.username:
+                smtp.login(self.username, self.password)
+            smtp.ehlo_or_helo_if_needed()
+        except BaseException:
+            _close(smtp)
+            raise
+        return _Kept(self._key(), smtp, os.getpid(), time.monotonic())
+
+
+@contextmanager
+def _classified() -> Iterator[None]:
+    """SMTP and socket errors as the SendError a delivery acts on."""
+    try:
+        yield
+    except smtplib.SMTPRecipientsRefused as error:
+        code, reply = next(iter(error.recipients.values()))
+        raise classify(code, reply) from None
+    except smtplib.SMTPResponseException as error:
+        raise classify(error.smtp_code, error.smtp_error) from None
+    except (smtplib.SMTPException, OSError) as error:
+        # Refused or dropped connections, timeouts: the server may come back.
+        raise TransientSendError(f"connection: {type(error).__name__}: {error}") from None
+
+
+def close_kept_connection() -> None:
+    """Close this thread's kept SMTP connection, if any (a process or a thread that ends)."""
+    kept: _Kept | None = getattr(_kept, "connection", None)
+    _kept.connection = None
+    if kept is not None and kept.pid == os.getpid():
+        _close(kept.smtp)
+
+
+def _answers(smtp: smtplib.SMTP) -> bool:
+    """Whether a kept connection still works: NOOP, before anything is sent on it."""
+    try:
+        return smtp.noop()[0] == 250
+    except (smtplib.SMTPException, OSError):
+        return False
+
+
+def _close(smtp: smtplib.SMTP) -> None:
+    try:
+        smtp.quit()
+    except (smtplib.SMTPException, OSError):
+        smtp.close()
 
 
 def classify(code: int, reply: bytes | str) -> SendError:

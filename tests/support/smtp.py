@@ -63,6 +63,8 @@ class Received:
 class Attempt:
     recipients: list[str]
     reply: str
+    #: The client's (address, port): attempts over one connection share it.
+    peer: tuple[str, int]
 
 
 @dataclass
@@ -101,13 +103,13 @@ class _Handler:
             )
             if scripted:
                 reply = scripted.popleft()
-                self._record(Attempt(recipients, reply))
+                self._record(Attempt(recipients, reply, session.peer))
                 return reply
             if self.keep_messages:
                 self.received.append(
                     Received(envelope.mail_from, recipients, bytes(envelope.content))
                 )
-            self._record(Attempt(recipients, ACCEPTED))
+            self._record(Attempt(recipients, ACCEPTED, session.peer))
             self.total += 1
             for recipient in lowered:
                 self.first_seen.setdefault(recipient, now)
