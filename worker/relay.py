@@ -107,6 +107,9 @@ class OutboxRelay:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._wakeup = Wakeup(app.config["SQLALCHEMY_DATABASE_URI"], self.interval, self._stop)
+        # The broker connection, kept from batch to batch and dropped after any
+        # error: the next batch then opens a fresh one (after an outage, say).
+        self._broker: Any = None
 
     def start(self) -> None:
         self._stop.clear()
@@ -126,16 +129,28 @@ class OutboxRelay:
                     self._wakeup.wait()
         finally:
             self._wakeup.close()
+            self._drop_broker()
 
     def run_once(self) -> int:
         with self.app.app_context():
             try:
-                return relay_once(batch_size=self.batch_size)
+                if self._broker is None:
+                    self._broker = self.app.extensions["celery"].connection_for_write()
+                return relay_once(batch_size=self.batch_size, connection=self._broker)
             except Exception as error:  # broker or database down: try again next round
                 log.warning("outbox relay: %s", type(error).__name__)
+                self._drop_broker()
                 return 0
             finally:
                 db.session.remove()
+
+    def _drop_broker(self) -> None:
+        broker, self._broker = self._broker, None
+        if broker is not None:
+            try:
+                broker.release()
+            except Exception as error:  # already broken: nothing more to free
+                log.debug("outbox relay: closing the broker connection: %s", error)
 
 
 class RelayProcess:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -116,8 +116,14 @@ def relay_once(
     publish: Publish | None = None,
     batch_size: int | None = None,
     queue_size: QueueSize | None = None,
+    connection: Any = None,
 ) -> int:
-    """Publish one batch of due rows; return how many rows it looked at."""
+    """Publish one batch of due rows; return how many rows it looked at.
+
+    `connection`: the broker connection to publish on, kept by the caller
+    across batches (the relay drops it after any error, so an outage never
+    leaves it failing on a stale one); without it, one is opened for the batch.
+    """
     publish = publish or publish_with_celery
     queue_size = queue_size or queue_size_with_celery
     batch_size = batch_size or current_app.config["OUTBOX_BATCH_SIZE"]
@@ -137,20 +143,22 @@ def relay_once(
         db.session.rollback()
         return 0
     try:
-        # A fresh broker connection per batch: after an outage no stale pooled
-        # connection can keep failing the relay.
-        with current_app.extensions["celery"].connection_for_write() as connection:
+        with (
+            nullcontext(connection)
+            if connection is not None
+            else current_app.extensions["celery"].connection_for_write()
+        ) as broker:
             queued: dict[str, int] = {}
             for row in rows:
                 task = TASK_FOR_TOPIC[row.topic]
                 if _waiting_in_queue(row):
                     if task not in queued:
-                        queued[task] = queue_size(connection, task)
+                        queued[task] = queue_size(broker, task)
                     if queued[task] > 0:
                         # Maybe still in the queue, behind a backlog: look again later.
                         row.available_at = now + lease
                         continue
-                publish(task, row.id, connection, row.payload.get("request_id"))
+                publish(task, row.id, broker, row.payload.get("request_id"))
                 row.published_at = now
                 row.publish_count += 1
                 row.available_at = now + lease
