@@ -327,6 +327,7 @@ def derived_settings(config: Mapping[str, Any]) -> dict[str, Any]:
             config["SQLALCHEMY_DATABASE_URI"],
             config["DATABASE_STATEMENT_TIMEOUT_MS"],
             config["DATABASE_CONNECT_TIMEOUT_SECONDS"],
+            config.get("DATABASE_PRE_PING", True),
         ),
         "RATELIMIT_STORAGE_URI": config["REDIS_URL"] or "memory://",
         # The signed cookie itself ends after the idle time; each request renews it.
@@ -371,11 +372,17 @@ def celery_settings(redis_url: str) -> dict[str, Any]:
     }
 
 
-def engine_options(database_url: str, statement_timeout_ms: int, connect_timeout: int) -> dict:
-    """SQLAlchemy engine options: bounded waits so a dead database never hangs a request."""
+def engine_options(
+    database_url: str, statement_timeout_ms: int, connect_timeout: int, pre_ping: bool = True
+) -> dict:
+    """SQLAlchemy engine options: bounded waits so a dead database never hangs a request.
+
+    `pre_ping`: test each pooled connection when it is taken (a round trip per
+    transaction), so a connection the server closed never fails a request.
+    """
     # hide_parameters: statement parameters hold personal data and must never
     # reach an exception message or a log line.
-    options: dict[str, Any] = {"pool_pre_ping": True, "hide_parameters": True}
+    options: dict[str, Any] = {"pool_pre_ping": pre_ping, "hide_parameters": True}
     if database_url.startswith("postgresql"):
         options["connect_args"] = {
             "connect_timeout": connect_timeout,

@@ -10,7 +10,12 @@ from worker.observability import MetricsServerStep  # also connects the task sig
 from worker.relay import OutboxRelayStep
 from worker.schedule import BEAT_SCHEDULE
 
-flask_app = create_app()
+# No ping before each transaction: a worker commits several times per task,
+# and each commit gives the connection back to the pool, so the ping was a
+# round trip per commit. A connection the server closed fails its first
+# statement instead, a transient error that the task retries at once on a new
+# one (worker/tasks.py, run_outbox_task), as the relay does its next batch.
+flask_app = create_app({"DATABASE_PRE_PING": False})
 celery = flask_app.extensions["celery"]
 celery.steps["worker"].add(OutboxRelayStep)
 celery.steps["worker"].add(MetricsServerStep)

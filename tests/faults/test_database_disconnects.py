@@ -12,12 +12,16 @@ from flask import Flask
 from sqlalchemy.engine import make_url
 
 from tests.conftest import base_config
-from tests.faults.state import RequestRows, intake_rows
+from tests.faults.checks import assert_each_email_arrived_once
+from tests.faults.conftest import StartWorker
+from tests.faults.state import RequestRows, intake_rows, notifications, pending_outbox
 from tests.payloads import valid_body
 from tests.support.servers import Server
+from tests.support.smtp import SmtpSink
 
 URL = "/api/v1/quote-requests"
 REQUESTS = 80
+WORKER_REQUESTS = 4
 # Time between two rounds of terminations: often enough to hit statements and
 # commits in flight, rarely enough that some requests get through.
 KILL_INTERVAL_SECONDS = 0.1
@@ -94,3 +98,35 @@ def test_terminated_connections_give_201_or_503_and_never_a_half_written_request
     stored = intake_rows(api)
     assert accepted <= set(stored)
     assert set(stored.values()) == {RequestRows(received_events=1, outbox_rows=1)}
+
+
+@pytest.mark.timeout(120)
+def test_a_worker_whose_connections_were_closed_by_the_server_delivers_each_email_once(
+    postgres: Server, app: Flask, broker: str, faulty_smtp: SmtpSink, start_worker: StartWorker
+) -> None:
+    # The worker takes pooled connections without a ping: those the server
+    # closed meanwhile (a restart, an idle timeout) fail their first statement.
+    worker = start_worker(broker, concurrency=2)
+    client = app.test_client()
+
+    def submit(prefix: str) -> list[str]:
+        emails = [f"{prefix}.{index}@example.org" for index in range(WORKER_REQUESTS)]
+        for email in emails:
+            assert client.post(URL, json=valid_body(email=email)).status_code == 201
+        return emails
+
+    def acknowledged(emails: list[str]) -> bool:
+        return all(faulty_smtp.to(email) for email in emails) and pending_outbox(app) == 0
+
+    before = submit("pooled")
+    worker.wait_for(lambda: acknowledged(before), 60, "the first requests acknowledged")
+    with psycopg.connect(libpq_url(postgres.url), autocommit=True) as killer:
+        assert killer.execute(TERMINATE).fetchone()[0] > 0  # the worker's pooled ones too
+    after = submit("after")
+    worker.wait_for(lambda: acknowledged(after), 60, "the requests after the terminations")
+
+    records = notifications(app)
+    assert {r.status for r in records} == {"sent"}
+    assert_each_email_arrived_once(records, faulty_smtp.received)
+    # Their first statements did fail, and the tasks ran again on new connections.
+    assert "transient OperationalError" in worker.log_text(), worker.log_tail()
