@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -96,3 +97,23 @@ def test_a_connection_is_not_shared_with_another_server(sink: SmtpSink) -> None:
         other.stop()
     assert [r.recipients for r in sink.received] == [["a@example.org"], ["c@example.org"]]
     assert [r.recipients for r in other.received] == [["b@example.org"]]
+
+
+def test_a_forked_child_opens_its_own_connection_and_leaves_the_parents_alone(
+    sink: SmtpSink,
+) -> None:
+    sender = sender_for(sink)
+    sender.send("parent@example.org", raw("parent@example.org", 1))
+    child = os.fork()
+    if child == 0:  # the child: it inherited the kept connection, and must not touch it
+        code = 1
+        try:
+            sender.send("child@example.org", raw("child@example.org", 2))
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    sender.send("parent@example.org", raw("parent@example.org", 3))
+    first, from_child, again = peers(sink)
+    assert first == again != from_child  # the parent's connection lived on

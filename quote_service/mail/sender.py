@@ -106,9 +106,9 @@ class SmtpSender:
         """This thread's kept connection to this server if it still answers, else a new one."""
         kept: _Kept | None = getattr(_kept, "connection", None)
         _kept.connection = None  # in use: a failure from here on must not leave it kept
-        if kept is not None:
-            # A forked child never writes on its parent's socket.
-            reusable = kept.key == self._key() and kept.pid == os.getpid()
+        # A forked child never writes on its parent's socket, not even a QUIT.
+        if kept is not None and kept.pid == os.getpid():
+            reusable = kept.key == self._key()
             fresh = time.monotonic() - kept.last_used < KEEP_IDLE_SECONDS
             if reusable and fresh and _answers(kept.smtp):
                 return kept

@@ -30,13 +30,13 @@ from tests.support.worker_process import WorkerProcess
 URL = "/api/v1/quote-requests"
 # Each cold start is the race at start (relay's first queries against the
 # pool's first forks) again; one takes about 9 s on two CPUs (boot, backlog,
-# warm shutdown), so four keep the suite's time in bounds.
-COLD_STARTS = 4
-BACKLOG = 3  # 12 requests in all: within the seeded clinics' daily capacity
+# warm shutdown), so three keep the suite's time in bounds.
+COLD_STARTS = 3
+BACKLOG = 3  # 9 requests in all: within the seeded clinics' daily capacity
 OUTAGE_BACKLOG = 16
 OUTAGE_SECONDS = 3.5
-# 40 re-forked requests (120 forks) take about 40 s on two CPUs.
-RE_FORKED_REQUESTS = 40
+# 24 re-forked requests (72 forks) take about 25 s on two CPUs.
+RE_FORKED_REQUESTS = 24
 TIME_LIMIT_SIGNS = ("SoftTimeLimitExceeded", "TimeLimitExceeded", "Hard time limit")
 
 
