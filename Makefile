@@ -41,6 +41,10 @@ run: $(STAMP) $(MO)
 	CORS_ORIGINS=$${CORS_ORIGINS-http://127.0.0.1:8000,http://localhost:8000} \
 		$(BIN)/python -m worker.devserver
 
+# Two processes: most of the suite waits on workers, browsers and servers, so two
+# fit two CPUs (TEST_PROCESSES=0 runs it in this process).
+TEST_PROCESSES ?= 2
+
 # Uses TEST_DATABASE_URL / TEST_REDIS_URL when they answer; otherwise the tests
 # start throwaway servers (installed binaries, else the pip-installable ones).
 test: $(STAMP) $(MO)
@@ -51,12 +55,13 @@ test: $(STAMP) $(MO)
 	fi
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_PROCESSES) --dist load $(PYTEST_ARGS)
 
 # The quick lane: everything but the browser, worker-process and fault tests.
 test-fast: $(STAMP) $(MO)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -m "not (faults or browser or fuzz or bench or processes)" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_PROCESSES) --dist load \
+		-m "not (faults or browser or fuzz or bench or processes)" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

