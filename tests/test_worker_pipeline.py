@@ -195,27 +195,31 @@ def test_a_relay_waiting_out_a_long_poll_stops_at_once_when_asked(postgres: Serv
 
 
 def test_the_relay_publishes_batch_after_batch_on_one_broker_connection(
-    postgres: Server, redis_server: Server, app, smtp, make_app
+    postgres: Server, app, smtp, make_app
 ):
-    relay_app = pipeline_app(make_app, postgres.url, redis_server.url, smtp)
-    relay = OutboxRelay(relay_app)
-    client = relay_app.test_client()
-    with redis.Redis.from_url(redis_server.url) as broker:
-        broker.flushdb()
+    # A Redis of this test's own: its count of connections is this test's alone
+    # (the session's Redis serves the other test process too).
+    private = start_redis_server()
+    try:
+        relay_app = pipeline_app(make_app, postgres.url, private.url, smtp)
+        relay = OutboxRelay(relay_app)
+        client = relay_app.test_client()
+        with redis.Redis.from_url(private.url) as broker:
 
-        def connections_made() -> int:
-            return broker.info("stats")["total_connections_received"]
+            def connections_made() -> int:
+                return broker.info("stats")["total_connections_received"]
 
-        try:
-            # The first batch opens the relay's connection (and the API its own).
-            client.post(URL, json=valid_body(email="batch.first@example.org"))
-            assert relay.run_once() == 1
-            before = connections_made()
-            for number in range(5):
-                client.post(URL, json=valid_body(email=f"batch.{number}@example.org"))
+            try:
+                # The first batch opens the relay's connection (and the API its own).
+                client.post(URL, json=valid_body(email="batch.first@example.org"))
                 assert relay.run_once() == 1
-            assert connections_made() == before
-            assert broker.llen("celery") == 6  # each row published once
-        finally:
-            relay._drop_broker()
-            broker.flushdb()
+                before = connections_made()
+                for number in range(5):
+                    client.post(URL, json=valid_body(email=f"batch.{number}@example.org"))
+                    assert relay.run_once() == 1
+                assert connections_made() == before
+                assert broker.llen("celery") == 6  # each row published once
+            finally:
+                relay._drop_broker()
+    finally:
+        private.stop()

@@ -99,9 +99,11 @@ def isolate_xdist_worker() -> None:
     environ["TEST_DATABASE_URL"] = database.set(
         database=f"{database.database}_{worker}"
     ).render_as_string(hide_password=False)
-    redis_url = urlsplit(configured_redis_url())
-    redis_db = (redis_db_number(configured_redis_url()) - number) % REDIS_DATABASES
-    environ["TEST_REDIS_URL"] = urlunsplit(redis_url._replace(path=f"/{redis_db}", query=""))
+    redis_url = configured_redis_url()
+    redis_db = (redis_db_number(redis_url) - number) % REDIS_DATABASES
+    environ["TEST_REDIS_URL"] = urlunsplit(
+        urlsplit(redis_url)._replace(path=f"/{redis_db}", query="")
+    )
     environ[ISOLATED_FOR] = worker
 
 
