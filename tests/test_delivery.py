@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import event
 
 from quote_service.extensions import db
 from quote_service.models import Event, Notification, OutboxMessage, utcnow
@@ -66,6 +70,72 @@ def test_a_sent_email_is_recorded_once(app_context, smtp):
     assert received.recipients == [ack.recipient]
     assert received.message["Message-ID"] == ack.message_id
     assert "acknowledgement_sent" in event_types(ack.quote_request_id)
+
+
+@contextmanager
+def commits_counted() -> Iterator[list[str]]:
+    """The COMMITs the app's engine sends meanwhile (one entry each)."""
+    commits: list[str] = []
+
+    def count(connection) -> None:
+        commits.append("COMMIT")
+
+    event.listen(db.engine, "commit", count)
+    try:
+        yield commits
+    finally:
+        event.remove(db.engine, "commit", count)
+
+
+def test_a_delivery_commits_twice_its_lease_with_sending_then_sent(app, app_context, smtp):
+    ack, row = acknowledgement_row()
+    ack_id, row_id = ack.id, row.id
+    db.session.commit()
+    outcome: list[str] = []
+
+    def run() -> None:
+        with app.app_context():
+            outcome.append(notifications.deliver(row_id, "run-1"))
+            db.session.remove()
+
+    smtp.stall_next()
+    with commits_counted() as commits:
+        sender = threading.Thread(target=run)
+        sender.start()
+        try:
+            assert smtp.wait_stalled(10)
+            # While the SMTP server holds the email: one COMMIT so far, which
+            # made the lease and the `sending` mark visible together.
+            assert len(commits) == 1
+            assert state_elsewhere(ack_id, row_id) == ("sending", "run-1")
+        finally:
+            smtp.release()
+            sender.join(10)
+    assert outcome == ["sent"]
+    assert len(commits) == 2
+    assert state_elsewhere(ack_id, row_id) == ("sent", None)
+
+
+def state_elsewhere(notification_id: int, outbox_id: int) -> tuple[str, str | None]:
+    """The notification's status and its row's holder, as another connection sees them."""
+    with db.engine.connect() as other:
+        status = other.execute(
+            db.select(Notification.status).where(Notification.id == notification_id)
+        ).scalar_one()
+        holder = other.execute(
+            db.select(OutboxMessage.holder).where(OutboxMessage.id == outbox_id)
+        ).scalar_one()
+    return status, holder
+
+
+def test_a_claim_left_to_the_caller_to_commit_leaves_nothing_when_rolled_back(app_context):
+    _, row = acknowledgement_row()
+    claimed = outbox.claim(row.id, "run-1", commit=False)
+    assert claimed is not None and claimed.holder == "run-1"
+    db.session.rollback()  # the run stopped before its first commit
+    reload(row)
+    assert (row.holder, row.started_at, row.completed_at) == (None, None, None)
+    assert outbox.claim(row.id, "run-2") is not None  # the redelivery takes it as new
 
 
 def test_421_then_success_sends_once(app_context, smtp):

@@ -621,16 +621,19 @@ def deliver(outbox_id: int, holder: str | None = None) -> str:
     """
     holder = holder or uuid.uuid4().hex
     try:
-        row = outbox.claim(outbox_id, holder)
+        # The lease is committed with the `sending` mark below: reads only until then.
+        row = outbox.claim(outbox_id, holder, commit=False)
     except outbox.Held:
         return "in-flight"
     if row is None:
         return "done-already"
-    notification = db.session.execute(
-        db.select(Notification)
+    # The request's reference comes with it (none for an alert digest): nothing to decrypt.
+    notification, reference = db.session.execute(
+        db.select(Notification, QuoteRequest.reference)
+        .outerjoin(QuoteRequest, QuoteRequest.id == Notification.quote_request_id)
         .where(Notification.id == row.payload["notification_id"])
-        .with_for_update()
-    ).scalar_one()
+        .with_for_update(of=Notification)
+    ).one()
     now = utcnow()
     if notification.status in NOTIFICATION_FINAL:
         outbox.complete(row, now)
@@ -640,12 +643,12 @@ def deliver(outbox_id: int, holder: str | None = None) -> str:
     # refused a live one): the email goes again, the same bytes and Message-ID.
 
     # Read once here, not reloaded after the commit: what the send, its log
-    # line and its event need. The request's reference only, nothing to decrypt.
+    # line and its event need.
     notification_id, request_id = notification.id, notification.quote_request_id
     kind, recipient, mime = notification.kind, notification.recipient, notification.mime
-    reference = _reference_of(request_id)
 
-    # Record before sending: a crash from here on leaves "sending", not "pending".
+    # Record before sending, with the claim's lease: a crash from here on
+    # leaves "sending", not "pending", and a lease that runs out.
     notification.status = N.SENDING
     notification.attempts += 1
     notification.last_attempt_at = now
@@ -705,14 +708,6 @@ def _record_sent(outbox_id: int, notification_id: int, request_id: int | None, k
     except Exception as error:
         db.session.rollback()
         raise SentNotRecorded(type(error).__name__) from error
-
-
-def _reference_of(request_id: int | None) -> str | None:
-    if request_id is None:
-        return None  # an alert digest
-    return db.session.execute(
-        db.select(QuoteRequest.reference).where(QuoteRequest.id == request_id)
-    ).scalar_one()
 
 
 def _about(reference: str | None) -> str:
