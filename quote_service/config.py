@@ -255,6 +255,11 @@ def from_environment(
         "OUTBOX_BATCH_SIZE": parse_int(
             "OUTBOX_BATCH_SIZE", get("OUTBOX_BATCH_SIZE", "100"), minimum=1
         ),
+        # Due rows of one task that the relay puts in one message: a backlog is
+        # worked through in fewer task round trips; 1 gives each row its own.
+        "OUTBOX_ROWS_PER_MESSAGE": parse_int(
+            "OUTBOX_ROWS_PER_MESSAGE", get("OUTBOX_ROWS_PER_MESSAGE", "10"), minimum=1
+        ),
         "DATABASE_STATEMENT_TIMEOUT_MS": parse_int(
             "DATABASE_STATEMENT_TIMEOUT_MS", get("DATABASE_STATEMENT_TIMEOUT_MS", "5000")
         ),

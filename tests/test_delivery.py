@@ -285,7 +285,7 @@ def test_a_message_that_fails_every_run_ends_failed_with_an_event_and_is_not_pub
     [failed] = [e for e in events(ack.quote_request_id) if e.type == "acknowledgement_failed"]
     assert failed.actor == "system" and "LookupError" in failed.note
     published = []
-    outbox.relay_once(publish=lambda *args: published.append(args[1]))
+    outbox.relay_once(publish=lambda *args: published.extend(args[1]))
     assert row.id not in published
     assert smtp.received == []
 

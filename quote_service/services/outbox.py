@@ -54,8 +54,8 @@ TASK_FOR_TOPIC = {
 # outbox_message's inserts NOTIFYs it (migration 0026_outbox_notify).
 NOTIFY_CHANNEL = "quote_service_outbox"
 
-# (task name, outbox row id, broker connection, request id or None)
-Publish = Callable[[str, int, Any, str | None], None]
+# (task name, outbox row ids, broker connection, their request ids, each or None)
+Publish = Callable[[str, list[int], Any, list[str | None]], None]
 # (broker connection, task name) -> messages waiting in that task's queue
 QueueSize = Callable[[Any, str], int]
 
@@ -77,17 +77,20 @@ def enqueue(topic: str, payload: dict[str, int], now: datetime | None = None) ->
 
 
 def publish_with_celery(
-    task_name: str, outbox_id: int, connection: Any, request_id: str | None = None
+    task_name: str, outbox_ids: list[int], connection: Any, request_ids: list[str | None]
 ) -> None:
-    # No publish retries: with the broker down the relay fails fast and the
-    # rows stay due for its next round. The request id travels as a message
-    # header, read back by the worker (worker/observability.py).
+    """One message for the rows: the task runs them in turn (worker/tasks.py).
+
+    No publish retries: with the broker down the relay fails fast and the
+    rows stay due for its next round. The request ids travel as a message
+    header, read back by the worker for each row (worker/observability.py);
+    rows that share one (the emails of one routing) name it for the whole task.
+    """
+    headers: dict[str, Any] = {"request_ids": request_ids}
+    if len(set(request_ids)) == 1 and request_ids[0] is not None:
+        headers["request_id"] = request_ids[0]
     current_app.extensions["celery"].send_task(
-        task_name,
-        args=[outbox_id],
-        connection=connection,
-        retry=False,
-        headers={"request_id": request_id} if request_id else None,
+        task_name, args=[outbox_ids], connection=connection, retry=False, headers=headers
     )
 
 
@@ -149,6 +152,7 @@ def relay_once(
             else current_app.extensions["celery"].connection_for_write()
         ) as broker:
             queued: dict[str, int] = {}
+            to_publish: dict[str, list[OutboxMessage]] = {}
             for row in rows:
                 task = TASK_FOR_TOPIC[row.topic]
                 if _waiting_in_queue(row):
@@ -158,10 +162,17 @@ def relay_once(
                         # Maybe still in the queue, behind a backlog: look again later.
                         row.available_at = now + lease
                         continue
-                publish(task, row.id, broker, row.payload.get("request_id"))
-                row.published_at = now
-                row.publish_count += 1
-                row.available_at = now + lease
+                to_publish.setdefault(task, []).append(row)
+            per_message = current_app.config["OUTBOX_ROWS_PER_MESSAGE"]
+            for task, due in to_publish.items():
+                for start in range(0, len(due), per_message):
+                    group = due[start : start + per_message]
+                    ids = [row.id for row in group]
+                    publish(task, ids, broker, [row.payload.get("request_id") for row in group])
+                    for row in group:
+                        row.published_at = now
+                        row.publish_count += 1
+                        row.available_at = now + lease
     except Exception:
         db.session.rollback()
         raise

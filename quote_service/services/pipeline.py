@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 from quote_service.extensions import db
 from quote_service.models import QuoteRequest, RequestStatus
 from quote_service.services import invitations, outbox, routing
+
+log = logging.getLogger(__name__)
 
 
 def process_received(outbox_id: int, holder: str | None = None) -> str:
@@ -33,5 +36,7 @@ def process_received(outbox_id: int, holder: str | None = None) -> str:
         invitations.after_routing(request, decision)
         outcome = decision.outcome
     outbox.complete(row)
+    reference = request.reference
     db.session.commit()
+    log.info("routing of %s: %s", reference, outcome)
     return outcome
