@@ -212,12 +212,12 @@ def claim(outbox_id: int, holder: str, *, commit: bool = True) -> OutboxMessage 
             or_(OutboxMessage.holder.is_(None), OutboxMessage.holder == holder),
         )
         .values(holder=holder, started_at=now, available_at=now + _lease())
-        .returning(OutboxMessage.id)
-    ).first()
+        .returning(OutboxMessage)
+        .execution_options(populate_existing=True)
+    ).scalar()
     if taken is not None:
         if not commit:
-            # The UPDATE holds the row's lock until the caller commits.
-            return db.session.get(OutboxMessage, outbox_id, populate_existing=True)
+            return taken  # the UPDATE holds the row's lock until the caller commits
         db.session.commit()
         return _locked(outbox_id)
     # Gone, done, or held by another run: look at it under lock.
