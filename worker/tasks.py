@@ -6,6 +6,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 
 from celery import Task, shared_task
 
@@ -118,7 +119,8 @@ def _hand_on(task_name: str, outbox_ids: list[int], request_ids: list[str | None
 
 @shared_task(name="quote.route_request", bind=True)
 def route_request(self: Task, outbox_ids: int | list[int]) -> str:
-    return run_outbox_rows(self, pipeline.process_received, outbox_ids)
+    # The task sends the emails its routing queued itself (pipeline.process_received).
+    return run_outbox_rows(self, partial(pipeline.process_received, send=True), outbox_ids)
 
 
 @shared_task(name="quote.send_notification", bind=True)

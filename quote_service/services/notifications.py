@@ -675,6 +675,27 @@ def deliver(outbox_id: int, holder: str | None = None) -> str:
     return "sent"
 
 
+def hold_for_sending(request_id: int, holder: str) -> list[int]:
+    """Claim for `holder` the request's emails that wait for the relay (see `send_held`)."""
+    return outbox.hold_unpublished_sends(
+        db.select(Notification.id).where(Notification.quote_request_id == request_id), holder
+    )
+
+
+def send_held(outbox_ids: list[int], holder: str) -> None:
+    """Send, in turn, the emails a run held in its committed transaction (`hold_for_sending`).
+
+    The acknowledgement goes first (it was queued first), one relay and broker
+    trip sooner than through its own task. When one is deferred (the SMTP
+    server is away or said 4xx), the rest go back to the relay at once: an
+    outage costs the run one attempt, not one per email.
+    """
+    for index, outbox_id in enumerate(outbox_ids):
+        if deliver(outbox_id, holder) == "deferred":
+            outbox.release(outbox_ids[index + 1 :], holder)
+            return
+
+
 class SentNotRecorded(Exception):
     """The SMTP server took the email but `sent` could not be committed.
 

@@ -252,6 +252,49 @@ def _locked(outbox_id: int) -> OutboxMessage | None:
     return row
 
 
+def hold_unpublished_sends(notification_ids: Any, holder: str) -> list[int]:
+    """Claim for `holder` the send rows of these notifications that no relay has published.
+
+    For a run that sends the emails it has just queued itself, right after its
+    commit (`notifications.send_held`): the rows are written with its lease,
+    in its transaction, so the relay leaves them alone while the lease lasts,
+    and publishes them as any other row if the run dies before it sends them.
+    `notification_ids`: a SELECT of notification ids. Returns the row ids in
+    the order they were queued.
+    """
+    now = utcnow()
+    taken = db.session.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.topic == TOPIC_SEND,
+            OutboxMessage.completed_at.is_(None),
+            OutboxMessage.published_at.is_(None),
+            OutboxMessage.holder.is_(None),
+            OutboxMessage.payload["notification_id"].as_integer().in_(notification_ids),
+        )
+        .values(holder=holder, started_at=now, available_at=now + _lease())
+        .returning(OutboxMessage.id)
+        .execution_options(synchronize_session=False)
+    ).scalars()
+    return sorted(taken)
+
+
+def release(outbox_ids: list[int], holder: str) -> None:
+    """Hand rows this run holds back to the relay, due now, and commit."""
+    if outbox_ids:
+        db.session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.id.in_(outbox_ids),
+                OutboxMessage.holder == holder,
+                OutboxMessage.completed_at.is_(None),
+            )
+            .values(holder=None, available_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+    db.session.commit()
+
+
 @contextmanager
 def lease_kept(outbox_id: int, holder: str) -> Iterator[None]:
     """Renew the row's lease every third of it while the block runs (an SMTP send may be slow).

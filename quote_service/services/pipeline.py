@@ -7,20 +7,27 @@ import uuid
 
 from quote_service.extensions import db
 from quote_service.models import QuoteRequest, RequestStatus
-from quote_service.services import invitations, outbox, routing
+from quote_service.services import invitations, notifications, outbox, routing
 
 log = logging.getLogger(__name__)
 
 
-def process_received(outbox_id: int, holder: str | None = None) -> str:
+def process_received(outbox_id: int, holder: str | None = None, *, send: bool = False) -> str:
     """Route the request of an outbox row and record its emails, in one transaction.
 
     Running it twice changes nothing: the row is locked and completed with
     the work, and a request that has left `received` is not routed again.
     `holder` names the task run (see `outbox.claim`).
+
+    `send` (the worker's task): the run claims the emails it queued in the
+    same transaction and sends them itself right after the commit
+    (`notifications.send_held`), rather than leaving them to the relay and a
+    task of their own. If it dies before, their lease runs out and the relay
+    publishes them as any other.
     """
+    holder = holder or uuid.uuid4().hex
     try:
-        row = outbox.claim(outbox_id, holder or uuid.uuid4().hex)
+        row = outbox.claim(outbox_id, holder)
     except outbox.Held:
         return "in-flight"
     if row is None:
@@ -35,8 +42,10 @@ def process_received(outbox_id: int, holder: str | None = None) -> str:
         decision = routing.decide(request)
         invitations.after_routing(request, decision)
         outcome = decision.outcome
+    held = notifications.hold_for_sending(request.id, holder) if send else []
     outbox.complete(row)
     reference = request.reference
     db.session.commit()
     log.info("routing of %s: %s", reference, outcome)
+    notifications.send_held(held, holder)
     return outcome

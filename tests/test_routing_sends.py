@@ -1,0 +1,111 @@
+"""The routing task sends the emails it queued itself; a run that dies leaves them to the relay."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from quote_service.extensions import db
+from quote_service.models import Notification, OutboxMessage, utcnow
+from quote_service.services import notifications, outbox, pipeline
+from tests.routing_fixtures import received_row, submit
+
+
+class Died(Exception):
+    """The worker running the routing died right after its commit."""
+
+
+def routed_request() -> tuple[int, int]:
+    """A received request for BE/stroke (an acknowledgement, one clinic email): its id, its row."""
+    request = submit(destination="BE", condition="stroke", email="held@example.org")
+    row = received_row(request)
+    return request.id, row.id
+
+
+def send_rows(request_id: int) -> list[OutboxMessage]:
+    db.session.expire_all()
+    ids = db.select(Notification.id).where(Notification.quote_request_id == request_id)
+    return list(
+        db.session.execute(
+            db.select(OutboxMessage)
+            .where(
+                OutboxMessage.topic == outbox.TOPIC_SEND,
+                OutboxMessage.payload["notification_id"].as_integer().in_(ids),
+            )
+            .order_by(OutboxMessage.id)
+        ).scalars()
+    )
+
+
+def test_the_routing_sends_its_emails_itself_never_through_the_relay(app_context, smtp):
+    request_id, row_id = routed_request()
+    assert pipeline.process_received(row_id, "run-1", send=True) == "routed"
+    rows = send_rows(request_id)
+    assert len(rows) == 2
+    assert all(row.completed_at is not None and row.published_at is None for row in rows)
+    assert [r.recipients for r in smtp.received][0] == [
+        "held@example.org"
+    ]  # the acknowledgement first
+    assert len(smtp.received) == 2
+    statuses = db.session.execute(
+        db.select(Notification.status).where(Notification.quote_request_id == request_id)
+    ).scalars()
+    assert set(statuses) == {"sent"}
+
+
+def test_without_send_the_emails_wait_for_the_relay(app_context, smtp):
+    request_id, row_id = routed_request()
+    pipeline.process_received(row_id)
+    rows = send_rows(request_id)
+    assert [(row.holder, row.completed_at) for row in rows] == [(None, None)] * 2
+    assert smtp.received == []
+
+
+def test_emails_held_by_a_routing_that_died_go_out_through_the_relay_after_its_lease(
+    app_context, smtp, monkeypatch: pytest.MonkeyPatch
+):
+    request_id, row_id = routed_request()
+
+    def die(outbox_ids: list[int], holder: str) -> None:
+        raise Died
+
+    monkeypatch.setattr(notifications, "send_held", die)
+    with pytest.raises(Died):
+        pipeline.process_received(row_id, "run-1", send=True)
+    monkeypatch.undo()
+
+    rows = send_rows(request_id)
+    assert [row.holder for row in rows] == ["run-1", "run-1"]  # held, committed with the routing
+    assert all(row.available_at > utcnow() for row in rows)
+    published: list[int] = []
+    outbox.relay_once(publish=lambda task, ids, broker, rids: published.extend(ids))
+    assert published == []  # the lease keeps the relay away
+    assert notifications.deliver(rows[0].id, "another-run") == "in-flight"
+
+    for row in rows:
+        row.available_at = utcnow() - timedelta(seconds=1)  # the lease ran out
+    db.session.commit()
+    outbox.relay_once(publish=lambda task, ids, broker, rids: published.extend(ids))
+    assert published == [row.id for row in rows]
+    for row in rows:
+        assert notifications.deliver(row.id, "another-run") == "sent"
+    rows = send_rows(request_id)
+    assert [row.failures for row in rows] == [1, 1]  # the dead run counted, as any other
+    assert len(smtp.received) == 2
+
+
+def test_a_deferred_acknowledgement_hands_the_other_emails_back_to_the_relay_at_once(
+    app_context, smtp
+):
+    request_id, row_id = routed_request()
+    smtp.reply_next("421 4.3.2 Service not available, try later")
+    assert pipeline.process_received(row_id, "run-1", send=True) == "routed"
+    ack, provider = send_rows(request_id)
+    assert smtp.received == []  # the acknowledgement was refused; the clinic email not tried
+    assert (ack.holder, ack.completed_at is None, ack.available_at > utcnow()) == (None, True, True)
+    assert (provider.holder, provider.published_at) == (None, None)
+    assert provider.available_at <= utcnow()
+    published: list[int] = []
+    outbox.relay_once(publish=lambda task, ids, broker, rids: published.extend(ids))
+    assert published == [provider.id]
