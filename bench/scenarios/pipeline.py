@@ -2,9 +2,11 @@
 
 The project: N requests are committed at once as the intake leaves them
 (request, event, outbox row); the clock runs from that commit until the SMTP
-sink has accepted every acknowledgement. The work per request is three tasks
-(route, acknowledgement, provider email), so the floor is the rate of no-op
-task round trips on the same broker with the same worker options.
+sink has accepted every acknowledgement. The work per request was designed
+as three tasks (route, acknowledgement, provider email), so the floor is the
+rate of no-op task round trips on the same broker with the same worker
+options, three per request; it stays so although the routing task now sends
+both emails itself, so that ratios compare across rounds.
 """
 
 from __future__ import annotations

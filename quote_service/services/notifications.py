@@ -675,15 +675,8 @@ def deliver(outbox_id: int, holder: str | None = None) -> str:
     return "sent"
 
 
-def hold_for_sending(request_id: int, holder: str) -> list[int]:
-    """Claim for `holder` the request's emails that wait for the relay (see `send_held`)."""
-    return outbox.hold_unpublished_sends(
-        db.select(Notification.id).where(Notification.quote_request_id == request_id), holder
-    )
-
-
 def send_held(outbox_ids: list[int], holder: str) -> None:
-    """Send, in turn, the emails a run held in its committed transaction (`hold_for_sending`).
+    """Send, in turn, the emails a run queued claimed (`outbox.claimed_for`) and committed.
 
     The acknowledgement goes first (it was queued first), one relay and broker
     trip sooner than through its own task. When one is deferred (the SMTP

@@ -27,6 +27,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -64,16 +65,49 @@ def enqueue(topic: str, payload: dict[str, int], now: datetime | None = None) ->
     """Add a row to the session; it is published once the caller commits.
 
     The row records the request id of the HTTP request or task that caused it,
-    so the task it becomes logs under the same id.
+    so the task it becomes logs under the same id. Inside `claimed_for` it is
+    written already claimed by that run, which does the work itself.
     """
     now = now or utcnow()
     request_id = current_request_id()
     body: dict[str, Any] = {**payload, "request_id": request_id} if request_id else dict(payload)
     row = OutboxMessage(topic=topic, payload=body, created_at=now, available_at=now)
+    claim = db.session.info.get(_CLAIMING)
+    if claim is not None and claim.topic == topic:
+        row.holder, row.started_at, row.available_at = claim.holder, now, now + _lease()
+        claim.rows.append(row)
     # On PostgreSQL the row's insert wakes the relay at commit: a trigger
     # NOTIFYs NOTIFY_CHANNEL (migration 0026_outbox_notify).
     db.session.add(row)
     return row
+
+
+# The session.info key of the `claimed_for` block running in this session.
+_CLAIMING = "outbox_claiming"
+
+
+@dataclass
+class _Claiming:
+    topic: str
+    holder: str
+    rows: list[OutboxMessage] = field(default_factory=list)
+
+
+@contextmanager
+def claimed_for(topic: str, holder: str) -> Iterator[list[OutboxMessage]]:
+    """Rows of `topic` queued in the block are written claimed by `holder`; yields them.
+
+    For a run that does the rows' work itself right after its commit (the
+    routing sends the emails it queued): the relay leaves them alone while
+    their lease lasts, and publishes them as any other row if the run dies
+    before it gets to them. No statement is added: the claim is in the INSERT.
+    """
+    claiming = _Claiming(topic, holder)
+    db.session.info[_CLAIMING] = claiming
+    try:
+        yield claiming.rows
+    finally:
+        del db.session.info[_CLAIMING]
 
 
 def publish_with_celery(
@@ -250,33 +284,6 @@ def _locked(outbox_id: int) -> OutboxMessage | None:
         db.session.rollback()
         return None
     return row
-
-
-def hold_unpublished_sends(notification_ids: Any, holder: str) -> list[int]:
-    """Claim for `holder` the send rows of these notifications that no relay has published.
-
-    For a run that sends the emails it has just queued itself, right after its
-    commit (`notifications.send_held`): the rows are written with its lease,
-    in its transaction, so the relay leaves them alone while the lease lasts,
-    and publishes them as any other row if the run dies before it sends them.
-    `notification_ids`: a SELECT of notification ids. Returns the row ids in
-    the order they were queued.
-    """
-    now = utcnow()
-    taken = db.session.execute(
-        update(OutboxMessage)
-        .where(
-            OutboxMessage.topic == TOPIC_SEND,
-            OutboxMessage.completed_at.is_(None),
-            OutboxMessage.published_at.is_(None),
-            OutboxMessage.holder.is_(None),
-            OutboxMessage.payload["notification_id"].as_integer().in_(notification_ids),
-        )
-        .values(holder=holder, started_at=now, available_at=now + _lease())
-        .returning(OutboxMessage.id)
-        .execution_options(synchronize_session=False)
-    ).scalars()
-    return sorted(taken)
 
 
 def release(outbox_ids: list[int], holder: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from contextlib import nullcontext
 
 from quote_service.extensions import db
 from quote_service.models import QuoteRequest, RequestStatus
@@ -38,13 +39,14 @@ def process_received(outbox_id: int, holder: str | None = None, *, send: bool = 
         .with_for_update()
     ).scalar_one()
     outcome = "skipped"
-    if request.status == RequestStatus.RECEIVED:
-        decision = routing.decide(request)
-        invitations.after_routing(request, decision)
-        outcome = decision.outcome
-    held = notifications.hold_for_sending(request.id, holder) if send else []
+    with outbox.claimed_for(outbox.TOPIC_SEND, holder) if send else nullcontext([]) as emails:
+        if request.status == RequestStatus.RECEIVED:
+            decision = routing.decide(request)
+            invitations.after_routing(request, decision)
+            outcome = decision.outcome
     outbox.complete(row)
-    reference = request.reference
+    db.session.flush()  # the emails' rows get their ids; read before the commit expires them
+    held, reference = [email.id for email in emails], request.reference
     db.session.commit()
     log.info("routing of %s: %s", reference, outcome)
     notifications.send_held(held, holder)
