@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
@@ -10,6 +11,7 @@ from quote_service.extensions import db
 from quote_service.models import Notification, OutboxMessage, utcnow
 from quote_service.services import notifications, outbox, pipeline
 from tests.routing_fixtures import received_row, submit
+from tests.support.polling import wait_until
 
 
 class Died(Exception):
@@ -36,6 +38,52 @@ def send_rows(request_id: int) -> list[OutboxMessage]:
             .order_by(OutboxMessage.id)
         ).scalars()
     )
+
+
+def attempts(request_id: int) -> list[tuple[str, int]]:
+    db.session.expire_all()
+    rows = db.session.execute(
+        db.select(Notification.status, Notification.attempts)
+        .where(Notification.quote_request_id == request_id)
+        .order_by(Notification.id)
+    ).all()
+    return [tuple(row) for row in rows]
+
+
+def available_at_elsewhere(outbox_id: int):
+    with db.engine.connect() as other:
+        return other.execute(
+            db.select(OutboxMessage.available_at).where(OutboxMessage.id == outbox_id)
+        ).scalar_one()
+
+
+def test_the_routing_keeps_the_lease_of_every_email_it_still_holds_while_one_is_slow(
+    app, app_context, smtp
+):
+    request_id, row_id = routed_request()
+    db.session.commit()
+    outcome: list[str] = []
+
+    def run() -> None:
+        with app.app_context():
+            outcome.append(pipeline.process_received(row_id, "run-1", send=True))
+            db.session.remove()
+
+    smtp.stall_next()  # the acknowledgement hangs at the SMTP server
+    routing = threading.Thread(target=run)
+    routing.start()
+    try:
+        assert smtp.wait_stalled(10)
+        _, provider = send_rows(request_id)
+        first = available_at_elsewhere(provider.id)
+        # Renewed every third of the (5 s) lease while the acknowledgement waits.
+        assert wait_until(lambda: available_at_elsewhere(provider.id) > first, timeout=10)
+    finally:
+        smtp.release()
+        routing.join(10)
+    assert outcome == ["routed"]
+    assert attempts(request_id) == [("sent", 1), ("sent", 1)]
+    assert len(smtp.received) == 2
 
 
 def test_the_routing_sends_its_emails_itself_never_through_the_relay(app_context, smtp):
@@ -78,6 +126,8 @@ def test_emails_held_by_a_routing_that_died_go_out_through_the_relay_after_its_l
     rows = send_rows(request_id)
     assert [row.holder for row in rows] == ["run-1", "run-1"]  # held, committed with the routing
     assert all(row.available_at > utcnow() for row in rows)
+    # Recorded as the attempt the run was about to make.
+    assert attempts(request_id) == [("sending", 1), ("sending", 1)]
     published: list[int] = []
     outbox.relay_once(publish=lambda task, ids, broker, rids: published.extend(ids))
     assert published == []  # the lease keeps the relay away
@@ -93,6 +143,7 @@ def test_emails_held_by_a_routing_that_died_go_out_through_the_relay_after_its_l
     rows = send_rows(request_id)
     assert [row.failures for row in rows] == [1, 1]  # the dead run counted, as any other
     assert len(smtp.received) == 2
+    assert attempts(request_id) == [("sent", 2), ("sent", 2)]
 
 
 def test_a_deferred_acknowledgement_hands_the_other_emails_back_to_the_relay_at_once(
@@ -106,6 +157,8 @@ def test_a_deferred_acknowledgement_hands_the_other_emails_back_to_the_relay_at_
     assert (ack.holder, ack.completed_at is None, ack.available_at > utcnow()) == (None, True, True)
     assert (provider.holder, provider.published_at) == (None, None)
     assert provider.available_at <= utcnow()
+    # The acknowledgement's refused attempt counts; the clinic email was never tried.
+    assert attempts(request_id) == [("pending", 1), ("pending", 0)]
     published: list[int] = []
     outbox.relay_once(publish=lambda task, ids, broker, rids: published.extend(ids))
     assert published == [provider.id]

@@ -21,6 +21,7 @@ import gettext
 import logging
 import random
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache
@@ -194,6 +195,10 @@ def _record(
         notification.last_error = "daily cap of acknowledgements to this address reached"
     elif kind in alerts.ALERT_KINDS and alerts.over_cap(kind):
         notification.status = N.GROUPED
+    elif outbox.claiming(outbox.TOPIC_SEND):
+        # The run queuing it sends it right after its commit (`send_held`):
+        # written as the attempt it is about to be, in the INSERT itself.
+        _mark_attempt(notification, notification.created_at)
     db.session.add(notification)
     db.session.flush()
     if missing:
@@ -644,23 +649,59 @@ def deliver(outbox_id: int, holder: str | None = None) -> str:
 
     # Read once here, not reloaded after the commit: what the send, its log
     # line and its event need.
-    notification_id, request_id = notification.id, notification.quote_request_id
-    kind, recipient, mime = notification.kind, notification.recipient, notification.mime
+    outgoing = Outgoing.of(outbox_id, notification, reference)
 
     # Record before sending, with the claim's lease: a crash from here on
     # leaves "sending", not "pending", and a lease that runs out.
-    notification.status = N.SENDING
-    notification.attempts += 1
-    notification.last_attempt_at = now
+    _mark_attempt(notification, now)
     db.session.commit()
+    with outbox.lease_kept([outbox_id], holder):
+        return _send(outgoing)
 
+
+@dataclass(frozen=True)
+class Outgoing:
+    """What a send, its log line and its event need, read before the commit that precedes it."""
+
+    outbox_id: int
+    notification_id: int
+    request_id: int | None
+    kind: str
+    recipient: str
+    mime: str
+    reference: str | None
+
+    @classmethod
+    def of(cls, outbox_id: int, notification: Notification, reference: str | None) -> Outgoing:
+        return cls(
+            outbox_id,
+            notification.id,
+            notification.quote_request_id,
+            notification.kind,
+            notification.recipient,
+            notification.mime,
+            reference,
+        )
+
+
+def _mark_attempt(notification: Notification, now: datetime) -> None:
+    notification.status = N.SENDING
+    notification.attempts = (notification.attempts or 0) + 1  # none yet on a new one
+    notification.last_attempt_at = now
+
+
+def _send(outgoing: Outgoing) -> str:
+    """Send an email recorded `sending`, then record what happened.
+
+    The caller keeps the lease of its row meanwhile (`outbox.lease_kept`).
+    """
+    reference, kind = outgoing.reference, outgoing.kind
     try:
-        with outbox.lease_kept(outbox_id, holder):
-            sender_from_config(current_app.config).send(
-                recipient, mime.encode("utf-8"), label=f"{_about(reference)}-{kind}"
-            )
+        sender_from_config(current_app.config).send(
+            outgoing.recipient, outgoing.mime.encode("utf-8"), label=f"{_about(reference)}-{kind}"
+        )
     except SendError as error:
-        return _failed_attempt(outbox_id, notification, reference, error)
+        return _failed_attempt(outgoing, error)
     except Exception as error:
         # Anything else that breaks around a send is an attempt all the same:
         # counted, retried with backoff and in the end `failed`, never a task
@@ -668,25 +709,59 @@ def deliver(outbox_id: int, holder: str | None = None) -> str:
         log.warning("unexpected %s sending %s", type(error).__name__, kind)
         db.session.rollback()
         unexpected = TransientSendError(f"unexpected: {type(error).__name__}: {error}")
-        return _failed_attempt(outbox_id, notification, reference, unexpected)
+        return _failed_attempt(outgoing, unexpected)
 
-    _record_sent(outbox_id, notification_id, request_id, kind)
+    _record_sent(outgoing.outbox_id, outgoing.notification_id, outgoing.request_id, kind)
     log.info("sent %s for %s", kind, _about(reference))
     return "sent"
 
 
-def send_held(outbox_ids: list[int], holder: str) -> None:
-    """Send, in turn, the emails a run queued claimed (`outbox.claimed_for`) and committed.
+def outgoing_of(rows: list[OutboxMessage], reference: str | None) -> list[Outgoing]:
+    """The emails of send rows a routing queued claimed (`outbox.claimed_for`), before its commit.
 
-    The acknowledgement goes first (it was queued first), one relay and broker
-    trip sooner than through its own task. When one is deferred (the SMTP
-    server is away or said 4xx), the rest go back to the relay at once: an
-    outage costs the run one attempt, not one per email.
+    Their notifications were written `sending` (`_record`): the routing's
+    commit records the attempt that `send_held` makes next.
     """
-    for index, outbox_id in enumerate(outbox_ids):
-        if deliver(outbox_id, holder) == "deferred":
-            outbox.release(outbox_ids[index + 1 :], holder)
-            return
+    emails = []
+    for row in rows:
+        notification = db.session.get_one(Notification, row.payload["notification_id"])
+        emails.append(Outgoing.of(row.id, notification, reference))
+    return emails
+
+
+def send_held(emails: list[Outgoing], holder: str) -> None:
+    """Send, in turn, the emails a routing queued claimed and committed (`outgoing_of`).
+
+    No claim and no `sending` commit of their own: the routing's commit holds
+    both. The acknowledgement goes first (it was queued first), one relay and
+    broker trip sooner than through its own task. When one is deferred (the
+    SMTP server is away or said 4xx), the rest go back to the relay at once,
+    `pending` and with no attempt counted: an outage costs the routing one
+    attempt, not one per email.
+    """
+    if not emails:
+        return
+    # Every held row's lease is renewed until the last is sent: a slow server
+    # must not let another run take one the routing will still send.
+    with outbox.lease_kept([email.outbox_id for email in emails], holder):
+        for index, email in enumerate(emails):
+            if _send(email) == "deferred":
+                _hand_back(emails[index + 1 :], holder)
+                return
+
+
+def _hand_back(emails: list[Outgoing], holder: str) -> None:
+    if emails:
+        db.session.execute(
+            update(Notification)
+            .where(
+                Notification.id.in_([email.notification_id for email in emails]),
+                Notification.status == N.SENDING,
+            )
+            .values(status=N.PENDING, attempts=Notification.attempts - 1, last_attempt_at=None)
+            .execution_options(synchronize_session=False)
+        )
+    outbox.release([email.outbox_id for email in emails], holder)
 
 
 class SentNotRecorded(Exception):
@@ -728,10 +803,10 @@ def _about(reference: str | None) -> str:
     return reference if reference is not None else "the coordinators"
 
 
-def _failed_attempt(
-    outbox_id: int, notification: Notification, reference: str | None, error: SendError
-) -> str:
-    row = db.session.get_one(OutboxMessage, outbox_id)
+def _failed_attempt(outgoing: Outgoing, error: SendError) -> str:
+    row = db.session.get_one(OutboxMessage, outgoing.outbox_id)
+    notification = db.session.get_one(Notification, outgoing.notification_id)
+    reference = outgoing.reference
     notification.last_error = str(error)[:1000]
     gave_up = error.permanent or (
         notification.attempts >= current_app.config["NOTIFICATION_MAX_ATTEMPTS"]

@@ -93,6 +93,12 @@ class _Claiming:
     rows: list[OutboxMessage] = field(default_factory=list)
 
 
+def claiming(topic: str) -> bool:
+    """Whether rows of `topic` queued now are written claimed (inside `claimed_for`)."""
+    claim = db.session.info.get(_CLAIMING)
+    return claim is not None and claim.topic == topic
+
+
 @contextmanager
 def claimed_for(topic: str, holder: str) -> Iterator[list[OutboxMessage]]:
     """Rows of `topic` queued in the block are written claimed by `holder`; yields them.
@@ -303,13 +309,13 @@ def release(outbox_ids: list[int], holder: str) -> None:
 
 
 @contextmanager
-def lease_kept(outbox_id: int, holder: str) -> Iterator[None]:
-    """Renew the row's lease every third of it while the block runs (an SMTP send may be slow).
+def lease_kept(outbox_ids: list[int], holder: str) -> Iterator[None]:
+    """Renew the rows' lease every third of it while the block runs (an SMTP send may be slow).
 
     The renewal runs in a thread with its own connection: the block holds no
     transaction open meanwhile. Pool processes never fork, so a thread there
-    cannot leave a lock to a child. It renews only while `holder` still holds
-    the row: a run whose lease ran out has been replaced and must not take it back.
+    cannot leave a lock to a child. It renews only the rows `holder` still
+    holds: a run whose lease ran out has been replaced and must not take it back.
     """
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     lease = _lease()
@@ -322,7 +328,7 @@ def lease_kept(outbox_id: int, holder: str) -> Iterator[None]:
                     db.session.execute(
                         update(OutboxMessage)
                         .where(
-                            OutboxMessage.id == outbox_id,
+                            OutboxMessage.id.in_(outbox_ids),
                             OutboxMessage.holder == holder,
                             OutboxMessage.completed_at.is_(None),
                         )

@@ -46,7 +46,8 @@ def process_received(outbox_id: int, holder: str | None = None, *, send: bool = 
             outcome = decision.outcome
     outbox.complete(row)
     db.session.flush()  # the emails' rows get their ids; read before the commit expires them
-    held, reference = [email.id for email in emails], request.reference
+    reference = request.reference
+    held = notifications.outgoing_of(emails, reference)
     db.session.commit()
     log.info("routing of %s: %s", reference, outcome)
     notifications.send_held(held, holder)
