@@ -722,11 +722,13 @@ def outgoing_of(rows: list[OutboxMessage], reference: str | None) -> list[Outgoi
     Their notifications were written `sending` (`_record`): the routing's
     commit records the attempt that `send_held` makes next.
     """
-    emails = []
-    for row in rows:
-        notification = db.session.get_one(Notification, row.payload["notification_id"])
-        emails.append(Outgoing.of(row.id, notification, reference))
-    return emails
+    wanted = {row.payload["notification_id"]: row.id for row in rows}
+    if not wanted:
+        return []
+    # One SELECT for all (the session keeps no strong hold on the rows it flushed).
+    loaded = db.session.execute(db.select(Notification).where(Notification.id.in_(wanted)))
+    by_id = {notification.id: notification for notification in loaded.scalars()}
+    return [Outgoing.of(row_id, by_id[nid], reference) for nid, row_id in wanted.items()]
 
 
 def send_held(emails: list[Outgoing], holder: str) -> None:
