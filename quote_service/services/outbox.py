@@ -52,7 +52,8 @@ TASK_FOR_TOPIC = {
 }
 
 # The relay LISTENs here (PostgreSQL) to publish new rows at once; a trigger on
-# outbox_message's inserts NOTIFYs it (migration 0026_outbox_notify).
+# outbox_message's inserts NOTIFYs it when one of them is unclaimed
+# (migrations 0026_outbox_notify, 0027_outbox_notify_unclaimed).
 NOTIFY_CHANNEL = "quote_service_outbox"
 
 # (task name, outbox row ids, broker connection, their request ids, each or None)
@@ -76,8 +77,8 @@ def enqueue(topic: str, payload: dict[str, int], now: datetime | None = None) ->
     if claim is not None and claim.topic == topic:
         row.holder, row.started_at, row.available_at = claim.holder, now, now + _lease()
         claim.rows.append(row)
-    # On PostgreSQL the row's insert wakes the relay at commit: a trigger
-    # NOTIFYs NOTIFY_CHANNEL (migration 0026_outbox_notify).
+    # On PostgreSQL an unclaimed row's insert wakes the relay at commit: a
+    # trigger NOTIFYs NOTIFY_CHANNEL (see NOTIFY_CHANNEL).
     db.session.add(row)
     return row
 
