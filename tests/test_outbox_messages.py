@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-import redis
 from flask import Flask
 
 from quote_service.extensions import db
@@ -13,9 +12,8 @@ from quote_service.models import OutboxMessage, utcnow
 from quote_service.services import outbox
 from tests.routing_fixtures import received_row, submit
 from tests.support.polling import wait_until
-from tests.support.servers import Server
 from tests.test_logging import LogLines, log_lines  # noqa: F401 (a fixture)
-from tests.test_worker_pipeline import pipeline_app, running_worker
+from tests.test_worker_pipeline import worker_app  # noqa: F401 (a fixture)
 
 ROUTE, SEND = "quote.route_request", "quote.send_notification"
 
@@ -77,15 +75,6 @@ def held_back(app: Flask, app_context) -> Iterator[list[tuple[int, str]]]:
     yield rows
 
 
-@pytest.fixture
-def worker_app(postgres: Server, redis_server: Server, smtp, make_app) -> Iterator[Flask]:
-    with redis.Redis.from_url(redis_server.url) as client:
-        client.flushdb()
-    app = pipeline_app(make_app, postgres.url, redis_server.url, smtp)
-    with running_worker(app):
-        yield app
-
-
 def row_state(app: Flask, row_id: int) -> tuple[bool, int, str | None]:
     with app.app_context():
         row = db.session.get_one(OutboxMessage, row_id)
@@ -132,3 +121,40 @@ def test_rows_not_reached_within_the_budget_go_on_in_a_message_of_their_own(
     [other] = log_lines.where(message=f"routing of {third_ref}: routed")
     assert one["task_name"] == other["task_name"] == ROUTE
     assert one["task_id"] != other["task_id"]  # two messages, two tasks
+
+
+def test_a_failing_row_lets_the_rest_run_and_a_database_away_stops_the_message(
+    app_context, monkeypatch: pytest.MonkeyPatch
+):
+    from sqlalchemy.exc import OperationalError
+
+    import worker.tasks
+    from worker.tasks import run_outbox_rows, send_notification
+
+    monkeypatch.setattr(worker.tasks, "TRANSIENT_RETRY_SECONDS", 0.2)
+    rows = [outbox.enqueue(outbox.TOPIC_SEND, {"notification_id": n}) for n in range(3)]
+    db.session.commit()
+    first, second, third = (row.id for row in rows)
+    ran: list[int] = []
+
+    def broken_first(outbox_id: int, holder: str) -> str:
+        ran.append(outbox_id)
+        if outbox_id == first:
+            raise LookupError("a bug this row meets")
+        return "done"
+
+    with pytest.raises(LookupError):  # raised at the end, after the others ran
+        run_outbox_rows(send_notification, broken_first, [first, second, third])
+    assert ran == [first, second, third]
+
+    ran.clear()
+
+    def database_away_at_second(outbox_id: int, holder: str) -> str:
+        ran.append(outbox_id)
+        if outbox_id == second:
+            raise OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+        return "done"
+
+    with pytest.raises(OperationalError):
+        run_outbox_rows(send_notification, database_away_at_second, [first, second, third])
+    assert first in ran and third not in ran  # the third is left to the relay

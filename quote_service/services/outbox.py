@@ -73,8 +73,8 @@ def enqueue(topic: str, payload: dict[str, int], now: datetime | None = None) ->
     request_id = current_request_id()
     body: dict[str, Any] = {**payload, "request_id": request_id} if request_id else dict(payload)
     row = OutboxMessage(topic=topic, payload=body, created_at=now, available_at=now)
-    claim = db.session.info.get(_CLAIMING)
-    if claim is not None and claim.topic == topic:
+    claim = _claim_for(topic)
+    if claim is not None:
         row.holder, row.started_at, row.available_at = claim.holder, now, now + _lease()
         claim.rows.append(row)
     # On PostgreSQL an unclaimed row's insert wakes the relay at commit: a
@@ -94,10 +94,14 @@ class _Claiming:
     rows: list[OutboxMessage] = field(default_factory=list)
 
 
+def _claim_for(topic: str) -> _Claiming | None:
+    claim: _Claiming | None = db.session.info.get(_CLAIMING)
+    return claim if claim is not None and claim.topic == topic else None
+
+
 def claiming(topic: str) -> bool:
     """Whether rows of `topic` queued now are written claimed (inside `claimed_for`)."""
-    claim = db.session.info.get(_CLAIMING)
-    return claim is not None and claim.topic == topic
+    return _claim_for(topic) is not None
 
 
 @contextmanager
@@ -293,16 +297,21 @@ def _locked(outbox_id: int) -> OutboxMessage | None:
     return row
 
 
+def _still_held(outbox_ids: list[int], holder: str) -> tuple[Any, ...]:
+    """The rows of `outbox_ids` that `holder` holds and that are not done."""
+    return (
+        OutboxMessage.id.in_(outbox_ids),
+        OutboxMessage.holder == holder,
+        OutboxMessage.completed_at.is_(None),
+    )
+
+
 def release(outbox_ids: list[int], holder: str) -> None:
     """Hand rows this run holds back to the relay, due now, and commit."""
     if outbox_ids:
         db.session.execute(
             update(OutboxMessage)
-            .where(
-                OutboxMessage.id.in_(outbox_ids),
-                OutboxMessage.holder == holder,
-                OutboxMessage.completed_at.is_(None),
-            )
+            .where(*_still_held(outbox_ids, holder))
             .values(holder=None, available_at=utcnow())
             .execution_options(synchronize_session=False)
         )
@@ -328,11 +337,7 @@ def lease_kept(outbox_ids: list[int], holder: str) -> Iterator[None]:
                 try:
                     db.session.execute(
                         update(OutboxMessage)
-                        .where(
-                            OutboxMessage.id.in_(outbox_ids),
-                            OutboxMessage.holder == holder,
-                            OutboxMessage.completed_at.is_(None),
-                        )
+                        .where(*_still_held(outbox_ids, holder))
                         .values(available_at=utcnow() + lease)
                     )
                     db.session.commit()
