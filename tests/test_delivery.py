@@ -116,6 +116,56 @@ def test_a_delivery_commits_twice_its_lease_with_sending_then_sent(app, app_cont
     assert state_elsewhere(ack_id, row_id) == ("sent", None)
 
 
+@contextmanager
+def statements_counted() -> Iterator[list[str]]:
+    """The SQL statements the app's engine sends meanwhile."""
+    statements: list[str] = []
+
+    def count(connection, cursor, statement, *args) -> None:
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        yield statements
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+
+
+def test_the_sent_record_is_one_statement_and_its_commit_on_postgresql(app, app_context, smtp):
+    ack, row = acknowledgement_row()
+    ack_id, row_id, request_id = ack.id, row.id, ack.quote_request_id
+    db.session.commit()
+    outcome: list[str] = []
+
+    def run() -> None:
+        with app.app_context():
+            outcome.append(notifications.deliver(row_id, "run-1"))
+            db.session.remove()
+
+    smtp.stall_next()
+    sender = threading.Thread(target=run)
+    sender.start()
+    try:
+        assert smtp.wait_stalled(10)
+    finally:
+        # From the email's acceptance on, all the run writes is its `sent` record.
+        with statements_counted() as statements, commits_counted() as commits:
+            smtp.release()
+            sender.join(10)
+    assert outcome == ["sent"]
+    # SQLite has no writes in a CTE: there the record's three writes go one by one.
+    assert len(statements) == (1 if db.engine.dialect.name == "postgresql" else 3)
+    assert len(commits) == 1
+    assert state_elsewhere(ack_id, row_id) == ("sent", None)
+    reload(ack, row)
+    assert ack.sent_at is not None and ack.last_error is None
+    assert row.completed_at is not None
+    last = events(request_id)[-1]
+    assert last.type == "acknowledgement_sent"
+    assert last.data == {"notification_id": ack_id, "kind": "acknowledgement"}
+    assert last.actor == "system" and last.note is None
+
+
 def state_elsewhere(notification_id: int, outbox_id: int) -> tuple[str, str | None]:
     """The notification's status and its row's holder, as another connection sees them."""
     with db.engine.connect() as other:

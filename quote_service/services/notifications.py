@@ -76,6 +76,7 @@ from quote_service.services.catalog import (
     quote_item_names,
     translated,
 )
+from quote_service.services.statements import Write, execute_together
 from quote_service.services.transient import retry_transient
 
 log = logging.getLogger(__name__)
@@ -291,9 +292,14 @@ def _event_of(
         notification_event(kind, outcome),
         Actor.SYSTEM,
         note,
-        {"notification_id": notification_id, "kind": kind},
+        _event_data(notification_id, kind),
         at=at,
     )
+
+
+def _event_data(notification_id: int, kind: str) -> dict[str, Any]:
+    """What an email's event on the timeline says of it: which one, no content."""
+    return {"notification_id": notification_id, "kind": kind}
 
 
 # How a message groups its disclaimers, in this order: what concerns the
@@ -785,13 +791,24 @@ def _record_sent(outbox_id: int, notification_id: int, request_id: int | None, k
 
     def record() -> None:
         now = utcnow()
-        db.session.execute(
+        writes: list[Write] = [
             update(Notification)
             .where(Notification.id == notification_id)
-            .values(status=N.SENT, sent_at=now, last_error=None)
-        )
-        outbox.complete_by_id(outbox_id, now)
-        _event_of(request_id, notification_id, kind, N.SENT, None, at=now)
+            .values(status=N.SENT, sent_at=now, last_error=None),
+            outbox.completion_by_id(outbox_id, now),
+        ]
+        if request_id is not None:  # a digest to the coordinators has no timeline
+            writes.append(
+                timeline.insertion(
+                    request_id,
+                    notification_event(kind, N.SENT),
+                    Actor.SYSTEM,
+                    data=_event_data(notification_id, kind),
+                    at=now,
+                )
+            )
+        # One round trip and the COMMIT: this runs once per email sent.
+        execute_together(writes)
         db.session.commit()
 
     try:

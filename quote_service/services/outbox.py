@@ -33,7 +33,7 @@ from typing import Any
 
 from flask import current_app
 from kombu.exceptions import ChannelError
-from sqlalchemy import or_, update
+from sqlalchemy import Update, or_, update
 
 from quote_service.extensions import db
 from quote_service.logging_setup import current_request_id
@@ -367,9 +367,12 @@ def complete(row: OutboxMessage, now: datetime | None = None) -> None:
 
 def complete_by_id(outbox_id: int, now: datetime | None = None) -> None:
     """`complete` for a row the caller holds but has not loaded (one UPDATE, no SELECT)."""
-    db.session.execute(
-        update(OutboxMessage).where(OutboxMessage.id == outbox_id).values(**_completion(now))
-    )
+    db.session.execute(completion_by_id(outbox_id, now))
+
+
+def completion_by_id(outbox_id: int, now: datetime | None = None) -> Update:
+    """The UPDATE of `complete_by_id`, for a caller that sends it with other writes."""
+    return update(OutboxMessage).where(OutboxMessage.id == outbox_id).values(**_completion(now))
 
 
 def retry_at(row: OutboxMessage, when: datetime) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Insert, insert
+
 from quote_service.extensions import db
 from quote_service.models import Event, QuoteRequest, utcnow
 
@@ -37,3 +39,22 @@ def record(
         event.quote_request_id = request
     db.session.add(event)
     return event
+
+
+def insertion(
+    request_id: int,
+    type_: str,
+    actor: str,
+    note: str | None = None,
+    data: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> Insert:
+    """`record` of a request known by its id, as an INSERT the caller sends with other writes."""
+    return insert(Event).values(
+        quote_request_id=request_id,
+        type=type_,
+        actor=actor,
+        note=note,
+        data=data or None,
+        at=at or utcnow(),
+    )
