@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from quote_service.extensions import db
 from quote_service.services import catalog_snapshot
@@ -42,6 +43,10 @@ WATCHED = {
     "consent_text": (
         "UPDATE consent_text SET text = text || ' ' WHERE language = 'en'",
         "UPDATE consent_text SET text = rtrim(text) WHERE language = 'en'",
+    ),
+    "disclaimer": (
+        "UPDATE disclaimer SET position = position + 1 WHERE key = 'not-medical-advice'",
+        "UPDATE disclaimer SET position = position - 1 WHERE key = 'not-medical-advice'",
     ),
 }
 
@@ -153,3 +158,65 @@ def test_emails_name_a_withdrawn_destination_as_the_catalog_names_it_now(
         )
     assert labels["destination_name"] == "La Belgique"
     assert labels["condition_name"] and labels["treatment_name"]
+
+
+@contextmanager
+def catalog_reads_counted(app: Flask) -> Iterator[list[str]]:
+    reads: list[str] = []
+
+    def count(connection, cursor, statement, *args) -> None:
+        if "catalog_version" in statement:
+            reads.append(statement)
+
+    with app.app_context():
+        event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        yield reads
+    finally:
+        with app.app_context():
+            event.remove(db.engine, "before_cursor_execute", count)
+
+
+def test_a_routing_reads_the_catalog_version_once_and_carries_a_disclaimer_changed_elsewhere(
+    app: Flask, app_context, other_process: psycopg.Connection
+):
+    from quote_service.models import Notification
+    from quote_service.services import pipeline
+    from tests.routing_fixtures import received_row, submit
+
+    newer = "A newer wording: this service gives general information, never medical advice."
+    other_process.execute(
+        "INSERT INTO disclaimer (key, version, language, required, active, position, text,"
+        " created_at) SELECT key, version + 1, language, required, active, position, %s, now()"
+        " FROM disclaimer WHERE key = 'not-medical-advice' AND language = 'nl'"
+        " ORDER BY version DESC LIMIT 1",
+        (newer,),
+    )
+    try:
+        request = submit(destination="BE", condition="stroke", preferred_language="nl")
+        row_id = received_row(request).id
+        db.session.commit()
+        with catalog_reads_counted(app) as reads:
+            pipeline.process_received(row_id)
+        # The acknowledgement and each clinic's invitation, on one read.
+        assert len(reads) == 1
+        ack = db.session.execute(
+            db.select(Notification).where(
+                Notification.quote_request_id == request.id,
+                Notification.kind == "acknowledgement",
+            )
+        ).scalar_one()
+        assert ack.status == "pending"
+        carried = {d["key"]: d["version"] for d in ack.disclaimers}
+        [[newest]] = other_process.execute(
+            "SELECT max(version) FROM disclaimer"
+            " WHERE key = 'not-medical-advice' AND language = 'nl'"
+        ).fetchall()
+        assert carried["not-medical-advice"] == newest
+        assert "never medical advice" in ack.mime.replace("=\r\n", "").replace("=\n", "")
+    finally:
+        other_process.execute(
+            "DELETE FROM disclaimer WHERE key = 'not-medical-advice' AND language = 'nl'"
+            " AND text = %s",
+            (newer,),
+        )

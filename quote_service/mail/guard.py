@@ -9,10 +9,10 @@ from email.policy import compat32
 
 from markupsafe import escape
 
-from quote_service.models import Disclaimer
+from quote_service.services.catalog_snapshot import CurrentDisclaimer
 
 
-def missing_disclaimers(raw: bytes, disclaimers: Iterable[Disclaimer]) -> list[str]:
+def missing_disclaimers(raw: bytes, disclaimers: Iterable[CurrentDisclaimer]) -> list[str]:
     """Keys of the disclaimers whose exact text is not in both parts of the message.
 
     The check reads the message as it will be sent (parsed back from its

@@ -13,11 +13,11 @@ from quote_service.i18n import DEFAULT_LANGUAGE
 from quote_service.models import (
     Condition,
     Destination,
-    Disclaimer,
     QuoteItem,
     Treatment,
 )
 from quote_service.services import catalog_snapshot
+from quote_service.services.catalog_snapshot import CurrentDisclaimer
 from quote_service.services.countries import countries
 
 
@@ -42,22 +42,14 @@ def organisation() -> dict[str, str]:
     }
 
 
-def current_disclaimers(language: str) -> list[Disclaimer]:
+def current_disclaimers(language: str) -> list[CurrentDisclaimer]:
     """The newest version of every active disclaimer in one language."""
-    rows = db.session.execute(
-        db.select(Disclaimer)
-        .where(Disclaimer.language == language, Disclaimer.active.is_(True))
-        .order_by(Disclaimer.position, Disclaimer.key, Disclaimer.version.desc())
-    ).scalars()
-    newest: dict[str, Disclaimer] = {}
-    for disclaimer in rows:
-        newest.setdefault(disclaimer.key, disclaimer)
-    return list(newest.values())
+    return list(catalog_snapshot.current().disclaimers.get(language, ()))
 
 
 def disclaimers_in_scope(
     language: str, destination: str, condition: str, context: str | None = None
-) -> list[Disclaimer]:
+) -> list[CurrentDisclaimer]:
     """Every current disclaimer that applies to a message about a request.
 
     Global, destination and condition scopes as the request says; a disclaimer
@@ -142,7 +134,7 @@ class CatalogView:
     first_response_hours: int
     organisation: dict[str, str]
     consent: catalog_snapshot.Consent | None
-    disclaimers: list[Disclaimer]
+    disclaimers: list[CurrentDisclaimer]
 
 
 def catalog(language: str) -> CatalogView:

@@ -42,7 +42,6 @@ from quote_service.mail.sender import SendError, TransientSendError, sender_from
 from quote_service.models import (
     Actor,
     ClinicQuote,
-    Disclaimer,
     Event,
     EventType,
     Invitation,
@@ -76,6 +75,7 @@ from quote_service.services.catalog import (
     quote_item_names,
     translated,
 )
+from quote_service.services.catalog_snapshot import CurrentDisclaimer
 from quote_service.services.statements import Write, execute_together
 from quote_service.services.transient import retry_transient
 
@@ -90,7 +90,7 @@ SENT_RECORD_RETRY_SECONDS = 30.0
 
 def acknowledgement_disclaimers(
     language: str, destination: str, condition: str, context: str | None = None
-) -> list[Disclaimer]:
+) -> list[CurrentDisclaimer]:
     """Every disclaimer in scope, in the patient's language.
 
     `context="quote"` adds the disclaimers only quote emails carry. A
@@ -148,7 +148,7 @@ def _record(
     recipient: str,
     language: str,
     context: dict[str, Any],
-    disclaimers: list[Disclaimer] | None = None,
+    disclaimers: list[CurrentDisclaimer] | None = None,
     past_cap: bool = False,
 ) -> Notification:
     """Render, check and record one notification, with an outbox row when it may go.
@@ -309,10 +309,10 @@ DISCLAIMER_SECTIONS = ("condition", "quote", "destination", "general")
 # The invitations whose clinics are still working on a request.
 
 
-def disclaimer_views(disclaimers: list[Disclaimer]) -> list[dict[str, str]]:
+def disclaimer_views(disclaimers: list[CurrentDisclaimer]) -> list[dict[str, str]]:
     """The disclaimers as a message shows them: grouped by section, each text verbatim."""
 
-    def section(d: Disclaimer) -> str:
+    def section(d: CurrentDisclaimer) -> str:
         if d.condition_slug:
             return "condition"
         if d.context:

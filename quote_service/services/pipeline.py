@@ -8,7 +8,7 @@ from contextlib import nullcontext
 
 from quote_service.extensions import db
 from quote_service.models import QuoteRequest, RequestStatus
-from quote_service.services import invitations, notifications, outbox, routing
+from quote_service.services import catalog_snapshot, invitations, notifications, outbox, routing
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,11 @@ def process_received(outbox_id: int, holder: str | None = None, *, send: bool = 
         .with_for_update()
     ).scalar_one()
     outcome = "skipped"
-    with outbox.claimed_for(outbox.TOPIC_SEND, holder) if send else nullcontext([]) as emails:
+    with (
+        outbox.claimed_for(outbox.TOPIC_SEND, holder) if send else nullcontext([]) as emails,
+        # Its emails name the catalog's things and carry its disclaimers: one read.
+        catalog_snapshot.held(),
+    ):
         if request.status == RequestStatus.RECEIVED:
             decision = routing.decide(request)
             invitations.after_routing(request, decision)
