@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import psycopg
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event, text
+from sqlalchemy import text
 
 from quote_service.extensions import db
 from quote_service.services import catalog_snapshot
 from tests.payloads import valid_body
+from tests.support.statements import statements_counted
 
 URL = "/api/v1/quote-requests"
 WATCHED = {
@@ -160,23 +160,6 @@ def test_emails_name_a_withdrawn_destination_as_the_catalog_names_it_now(
     assert labels["condition_name"] and labels["treatment_name"]
 
 
-@contextmanager
-def catalog_reads_counted(app: Flask) -> Iterator[list[str]]:
-    reads: list[str] = []
-
-    def count(connection, cursor, statement, *args) -> None:
-        if "catalog_version" in statement:
-            reads.append(statement)
-
-    with app.app_context():
-        event.listen(db.engine, "before_cursor_execute", count)
-    try:
-        yield reads
-    finally:
-        with app.app_context():
-            event.remove(db.engine, "before_cursor_execute", count)
-
-
 def test_a_routing_reads_the_catalog_version_once_and_carries_a_disclaimer_changed_elsewhere(
     app: Flask, app_context, other_process: psycopg.Connection
 ):
@@ -196,10 +179,10 @@ def test_a_routing_reads_the_catalog_version_once_and_carries_a_disclaimer_chang
         request = submit(destination="BE", condition="stroke", preferred_language="nl")
         row_id = received_row(request).id
         db.session.commit()
-        with catalog_reads_counted(app) as reads:
+        with statements_counted(db.engine) as statements:
             pipeline.process_received(row_id)
         # The acknowledgement and each clinic's invitation, on one read.
-        assert len(reads) == 1
+        assert len([s for s in statements if "catalog_version" in s]) == 1
         ack = db.session.execute(
             db.select(Notification).where(
                 Notification.quote_request_id == request.id,

@@ -15,6 +15,7 @@ from quote_service.models import Event, Notification, OutboxMessage, utcnow
 from quote_service.services import notifications, outbox, pipeline
 from tests.routing_fixtures import received_row, submit
 from tests.support.servers import free_port
+from tests.support.statements import statements_counted
 
 
 def acknowledgement_row() -> tuple[Notification, OutboxMessage]:
@@ -116,21 +117,6 @@ def test_a_delivery_commits_twice_its_lease_with_sending_then_sent(app, app_cont
     assert state_elsewhere(ack_id, row_id) == ("sent", None)
 
 
-@contextmanager
-def statements_counted() -> Iterator[list[str]]:
-    """The SQL statements the app's engine sends meanwhile."""
-    statements: list[str] = []
-
-    def count(connection, cursor, statement, *args) -> None:
-        statements.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", count)
-    try:
-        yield statements
-    finally:
-        event.remove(db.engine, "before_cursor_execute", count)
-
-
 def test_the_sent_record_is_one_statement_and_its_commit_on_postgresql(app, app_context, smtp):
     ack, row = acknowledgement_row()
     ack_id, row_id, request_id = ack.id, row.id, ack.quote_request_id
@@ -149,7 +135,7 @@ def test_the_sent_record_is_one_statement_and_its_commit_on_postgresql(app, app_
         assert smtp.wait_stalled(10)
     finally:
         # From the email's acceptance on, all the run writes is its `sent` record.
-        with statements_counted() as statements, commits_counted() as commits:
+        with statements_counted(db.engine) as statements, commits_counted() as commits:
             smtp.release()
             sender.join(10)
     assert outcome == ["sent"]

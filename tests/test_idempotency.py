@@ -20,6 +20,7 @@ from quote_service.services.intake import submission_lock_key
 from tests.payloads import minimal_body, valid_body
 from tests.support.polling import wait_until
 from tests.support.servers import Server
+from tests.support.statements import statements_counted, writes
 from worker.schedule import BEAT_SCHEDULE
 
 URL = "/api/v1/quote-requests"
@@ -114,6 +115,67 @@ def test_the_answer_is_stored_with_the_key_for_24_hours(client: FlaskClient, app
     assert row.response_headers == {"Location": response.headers["Location"]}
     assert row.fingerprint == idempotency.fingerprint(JSON, raw(minimal_body()))
     assert row.expires_at - row.created_at == timedelta(hours=24)
+
+
+def test_the_request_its_event_outbox_row_and_stored_answer_take_two_writes(
+    client: FlaskClient, app_context
+):
+    with statements_counted(db.engine) as statements:
+        response = post(client, raw(valid_body()), "order-writes")
+    assert response.status_code == 201
+    done = writes(statements)
+    if db.engine.dialect.name == "postgresql":
+        # The request's INSERT (its id is needed), then the rest in one statement.
+        assert len(done) == 2
+        assert all(table in done[1] for table in ("event", "outbox_message", "idempotency_key"))
+    else:  # SQLite has no writes in a CTE
+        assert len(done) == 4
+    request = db.session.execute(db.select(QuoteRequest)).scalar_one()
+    assert request.reference == response.get_json()["reference"]
+    [received] = db.session.execute(db.select(Event)).scalars().all()
+    assert (received.quote_request_id, received.type, received.actor) == (
+        request.id,
+        "received",
+        "patient",
+    )
+    row = db.session.execute(db.select(OutboxMessage)).scalar_one()
+    assert row.topic == "quote_request.received"
+    assert row.payload["quote_request_id"] == request.id
+    assert (row.publish_count, row.failures, row.holder, row.completed_at) == (0, 0, None, None)
+    assert key_row("order-writes").response_body == response.get_json()
+
+
+def test_a_key_answered_elsewhere_since_the_claim_rolls_the_whole_request_back(
+    app: Flask, app_context
+):
+    """The race the claim's lock cannot close: a first request with the key committed
+    just as this one read it. The answer's write finds the row taken, nothing is kept."""
+    from functools import partial
+
+    from quote_service.api.intake import remember_answer
+    from quote_service.schemas.intake import QuoteRequestInSchema
+    from quote_service.services import intake
+
+    fingerprint = idempotency.fingerprint(JSON, b"{}")
+    claim = idempotency.claim("order-race", fingerprint)
+    assert isinstance(claim, idempotency.Claim)
+    with db.engine.begin() as other:  # the first request, committing its answer now
+        other.execute(
+            db.insert(IdempotencyKey).values(
+                key="order-race",
+                fingerprint=fingerprint,
+                state=idempotency.COMPLETED,
+                response_status=201,
+                created_at=utcnow(),
+                expires_at=utcnow() + idempotency.KEY_LIFETIME,
+            )
+        )
+    data = QuoteRequestInSchema().load(valid_body())
+    with app.test_request_context(), pytest.raises(idempotency.IdempotencyKeyInFlight):
+        intake.receive_quote_request(data, before_commit=partial(remember_answer, claim))
+    db.session.rollback()  # as the Idempotency-Key decorator's release does
+    assert (count(QuoteRequest), count(OutboxMessage), count(Event)) == (0, 0, 0)
+    assert key_row("order-race").response_body is None  # the first request's row, untouched
 
 
 def test_the_same_key_with_another_body_is_422(client: FlaskClient, app_context):

@@ -119,10 +119,10 @@ def location_of(receipt: intake.Receipt) -> str:
     return url_for("intake.create_quote_request") + "/" + receipt.reference
 
 
-def remember_answer(claim: idempotency.Claim, receipt: intake.Receipt) -> None:
-    """Store the 201 on the idempotency key, in the transaction that stores the request."""
+def remember_answer(claim: idempotency.Claim, receipt: intake.Receipt) -> idempotency.Recording:
+    """The 201 to store on the idempotency key, written with the request itself."""
     body = QuoteRequestCreatedSchema().dump(created_body(receipt))
-    idempotency.record(
+    return idempotency.recording(
         claim, idempotency.StoredResponse(201, body, {"Location": location_of(receipt)})
     )
 

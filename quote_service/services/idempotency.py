@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import and_, delete, func, literal, or_, select, true
+from sqlalchemy import Insert, Result, and_, delete, func, literal, or_, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -139,6 +139,18 @@ def _lock_and_read(key: str) -> tuple[bool, IdempotencyKey | None]:
     return bool(taken), row
 
 
+@dataclass(frozen=True)
+class Recording:
+    """A claim's answer as a write the caller sends with its own (see `recording`)."""
+
+    write: Insert
+
+    def confirm(self, result: Result[Any]) -> None:
+        """Raise IdempotencyKeyInFlight unless the write's RETURNING shows the answer stored."""
+        if result.first() is None:
+            raise IdempotencyKeyInFlight(IN_FLIGHT_MESSAGE)
+
+
 def record(claim: Claim, response: StoredResponse) -> None:
     """Store the answer on a claimed key, in the caller's transaction (the caller commits).
 
@@ -147,6 +159,12 @@ def record(claim: Claim, response: StoredResponse) -> None:
     claim was read (a race only SQLite, or a claim read just as the first
     committed, can lose); the caller's work is then rolled back, so it is done once.
     """
+    answer = recording(claim, response)
+    answer.confirm(db.session.execute(answer.write))
+
+
+def recording(claim: Claim, response: StoredResponse) -> Recording:
+    """`record` as a write to send with the work's own; `confirm` its result before committing."""
     values = {
         "fingerprint": claim.fingerprint,
         "state": COMPLETED,
@@ -157,7 +175,7 @@ def record(claim: Claim, response: StoredResponse) -> None:
         "expires_at": claim.claimed_at + KEY_LIFETIME,
     }
     existing = IdempotencyKey.__table__.c
-    statement = (
+    return Recording(
         _dialect_insert()(IdempotencyKey)
         .values(key=claim.key, **values)
         .on_conflict_do_update(
@@ -173,8 +191,6 @@ def record(claim: Claim, response: StoredResponse) -> None:
         )
         .returning(IdempotencyKey.id)
     )
-    if db.session.execute(statement).first() is None:
-        raise IdempotencyKeyInFlight(IN_FLIGHT_MESSAGE)
 
 
 def _dialect_insert() -> Any:

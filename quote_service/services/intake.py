@@ -37,6 +37,7 @@ from quote_service.safety.signs import Assessment, assess
 from quote_service.services import (
     catalog_snapshot,
     duplicates,
+    idempotency,
     outbox,
     patient_tokens,
     safety,
@@ -44,6 +45,7 @@ from quote_service.services import (
 )
 from quote_service.services.catalog import translated
 from quote_service.services.references import new_reference
+from quote_service.services.statements import Write, execute_together
 
 # Collisions in 6.6e11 references are rare; a few tries make them harmless.
 REFERENCE_ATTEMPTS = 5
@@ -62,7 +64,8 @@ class Receipt:
     emergency_number: str | None = None
 
 
-BeforeCommit = Callable[[Receipt], None]
+# The caller's answer to store with the request (an Idempotency-Key's), from its receipt.
+BeforeCommit = Callable[[Receipt], idempotency.Recording]
 
 
 def check_catalog_fields(data: dict[str, Any], catalog: catalog_snapshot.Snapshot) -> None:
@@ -100,7 +103,8 @@ def receive_quote_request(
     """The public intake: store the request; one resembling an open request is held beside it.
 
     The receipt is always the new request's own. `before_commit` gets it
-    inside the transaction, so what it writes is committed with the request.
+    inside the transaction and returns the answer to store (an
+    Idempotency-Key's), written with the request's event and outbox row.
     A filled honeypot (`website`) is stored as spam, with no outbox row: the
     caller answers as if it were a success, so bots learn nothing.
     """
@@ -143,15 +147,35 @@ def _take_in(
             if attempt == REFERENCE_ATTEMPTS - 1:
                 raise
             continue
-        if earlier is not None:
-            # Held for a coordinator: no outbox row, so no routing and no second
-            # acknowledgement; the answer below looks like any other.
-            duplicates.mark(request, earlier, now)
-        elif not is_spam:
-            outbox.enqueue(outbox.TOPIC_RECEIVED, {"quote_request_id": request.id}, now)
-        safety.flag(request, assessment, now)
         receipt = _receipt(request.reference, request.created_at, assessment, data)
-        return request, _commit(receipt, before_commit)
+        # Its first event, the outbox row that hands it to the workers and the
+        # stored answer: one statement on PostgreSQL, before any other event.
+        writes: list[Write] = [
+            timeline.insertion(
+                request.id,
+                vocabulary.status_event(request.status),
+                Actor.PATIENT,
+                "Honeypot field filled in." if is_spam else None,
+                at=now,
+            )
+        ]
+        if earlier is None and not is_spam:
+            # A possible duplicate is held for a coordinator: no outbox row, so no
+            # routing and no second acknowledgement; its answer looks like any other.
+            writes.append(
+                outbox.insertion(outbox.TOPIC_RECEIVED, {"quote_request_id": request.id}, now)
+            )
+        answer = before_commit(receipt) if before_commit is not None else None
+        if answer is not None:
+            writes.append(answer.write)  # last: its RETURNING is the result
+        result = execute_together(writes)
+        if answer is not None:
+            answer.confirm(result)
+        if earlier is not None:
+            duplicates.mark(request, earlier, now)
+        safety.flag(request, assessment, now)
+        db.session.commit()
+        return request, receipt
     raise AssertionError("unreachable")
 
 
@@ -163,13 +187,6 @@ def _receipt(
         return Receipt(reference, created_at)
     text, number = advice(data["preferred_language"], data["country_of_residence"])
     return Receipt(reference, created_at, True, text, number)
-
-
-def _commit(receipt: Receipt, before_commit: BeforeCommit | None) -> Receipt:
-    if before_commit is not None:
-        before_commit(receipt)
-    db.session.commit()
-    return receipt
 
 
 def _new_request(
@@ -200,13 +217,6 @@ def _new_request(
         updated_at=now,
     )
     patient_tokens.issue(request)
-    timeline.record(
-        request,
-        vocabulary.status_event(request.status),
-        Actor.PATIENT,
-        "Honeypot field filled in." if is_spam else None,
-        at=now,
-    )
     return request
 
 

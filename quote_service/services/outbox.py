@@ -33,7 +33,7 @@ from typing import Any
 
 from flask import current_app
 from kombu.exceptions import ChannelError
-from sqlalchemy import Update, or_, update
+from sqlalchemy import Insert, Update, insert, or_, update
 
 from quote_service.extensions import db
 from quote_service.logging_setup import current_request_id
@@ -70,9 +70,7 @@ def enqueue(topic: str, payload: dict[str, int], now: datetime | None = None) ->
     written already claimed by that run, which does the work itself.
     """
     now = now or utcnow()
-    request_id = current_request_id()
-    body: dict[str, Any] = {**payload, "request_id": request_id} if request_id else dict(payload)
-    row = OutboxMessage(topic=topic, payload=body, created_at=now, available_at=now)
+    row = OutboxMessage(topic=topic, payload=_body(payload), created_at=now, available_at=now)
     claim = _claim_for(topic)
     if claim is not None:
         row.holder, row.started_at, row.available_at = claim.holder, now, now + _lease()
@@ -81,6 +79,31 @@ def enqueue(topic: str, payload: dict[str, int], now: datetime | None = None) ->
     # trigger NOTIFYs NOTIFY_CHANNEL (see NOTIFY_CHANNEL).
     db.session.add(row)
     return row
+
+
+def insertion(topic: str, payload: dict[str, int], now: datetime | None = None) -> Insert:
+    """`enqueue` as an INSERT, for a caller that sends it with other writes.
+
+    Only for a row no run claims: inside `claimed_for(topic)` use `enqueue`.
+    """
+    assert _claim_for(topic) is None, "a claimed row is enqueued, not inserted"
+    now = now or utcnow()
+    # Every column given: the columns' Python defaults are not applied to a
+    # statement that carries other writes as CTEs.
+    return insert(OutboxMessage).values(
+        topic=topic,
+        payload=_body(payload),
+        created_at=now,
+        available_at=now,
+        publish_count=0,
+        failures=0,
+    )
+
+
+def _body(payload: dict[str, int]) -> dict[str, Any]:
+    """The payload with the request id of the HTTP request or task that caused the row."""
+    request_id = current_request_id()
+    return {**payload, "request_id": request_id} if request_id else dict(payload)
 
 
 # The session.info key of the `claimed_for` block running in this session.

@@ -10,21 +10,25 @@ inside the caller's transaction all the same.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import Delete, Insert, Update
+from sqlalchemy import Delete, Insert, Result, Update
 
 from quote_service.extensions import db
 
 Write = Insert | Update | Delete
 
 
-def execute_together(writes: Sequence[Write]) -> None:
-    """Execute `writes` in the session's transaction, in one round trip where the database can."""
-    if db.session.get_bind().dialect.name != "postgresql":
-        for write in writes:
-            db.session.execute(write)
-        return
+def execute_together(writes: Sequence[Write]) -> Result[Any]:
+    """Execute `writes` in the session's transaction, in one round trip where the database can.
+
+    Returns the result of the last write (its RETURNING, if it has one).
+    """
     *firsts, last = writes
+    if db.session.get_bind().dialect.name != "postgresql":
+        for write in firsts:
+            db.session.execute(write)
+        return db.session.execute(last)
     for number, write in enumerate(firsts):
         last = last.add_cte(write.cte(f"write_{number}"))
-    db.session.execute(last)
+    return db.session.execute(last)
