@@ -105,3 +105,10 @@ def test_a_cell_a_spreadsheet_would_compute_is_written_as_text():
     assert queue_csv._cell("+32 2 555 0100") == "'+32 2 555 0100"
     assert queue_csv._cell("QR-ABCD2345") == "QR-ABCD2345"
     assert queue_csv._cell(None) == ""
+
+
+def test_the_openapi_documents_the_csv_answer_beside_the_json_page(client: FlaskClient):
+    # A client (or a fuzzer) asking for CSV gets a content type the document names.
+    ok = client.get("/openapi.json").get_json()["paths"][URL]["get"]["responses"]["200"]
+    assert set(ok["content"]) == {"application/json", queue_csv.CSV_TYPE}
+    assert ok["content"]["application/json"]["schema"]["$ref"].endswith("/QueuePage")

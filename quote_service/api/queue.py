@@ -126,6 +126,12 @@ def expected_version(body: dict[str, Any]) -> int | None:
 @requires("coordinator")
 @blp.arguments(QueueQuerySchema, location="query")
 @blp.response(200, QueuePageSchema)
+# The same 200 as CSV (`format=csv` or Accept), documented beside the JSON page.
+@blp.doc(
+    responses={
+        200: {"content": {queue_csv.CSV_TYPE: {"schema": {"type": "string", "format": "binary"}}}}
+    }
+)
 def list_quote_requests(filters: dict[str, Any]) -> dict[str, Any] | Response:
     """The queue: filter, search and page through requests (keyset cursor)
 
