@@ -109,7 +109,15 @@ def next_to_invite(request: QuoteRequest, candidates: list[dict]) -> list[tuple[
     )
     ranked = sorted((c for c in candidates if c.get("rank")), key=lambda c: c["rank"])
     chosen = [c for c in ranked if c["provider_id"] not in invited][: max(room, 0)]
-    return [(db.session.get_one(Provider, c["provider_id"]), c["rank"]) for c in chosen]
+    if not chosen:
+        return []
+    # One SELECT for all: the routing that ranked them loaded them, but the
+    # session keeps no strong hold on them, so each `get` would read one again.
+    loaded = db.session.execute(
+        db.select(Provider).where(Provider.id.in_([c["provider_id"] for c in chosen]))
+    ).scalars()
+    by_id = {provider.id: provider for provider in loaded}
+    return [(by_id[c["provider_id"]], c["rank"]) for c in chosen]
 
 
 def invite_ranked(request: QuoteRequest, candidates: list[dict]) -> list[Invitation]:
