@@ -8,10 +8,11 @@ from datetime import timedelta
 import pytest
 
 from quote_service.extensions import db
-from quote_service.models import Notification, OutboxMessage, utcnow
+from quote_service.models import Event, Notification, OutboxMessage, utcnow
 from quote_service.services import notifications, outbox, pipeline
 from tests.routing_fixtures import received_row, submit
 from tests.support.polling import wait_until
+from tests.support.statements import statements_counted, writes
 
 
 class Died(Exception):
@@ -162,3 +163,46 @@ def test_a_deferred_acknowledgement_hands_the_other_emails_back_to_the_relay_at_
     published: list[int] = []
     outbox.relay_once(publish=lambda task, ids, broker, rids: published.extend(ids))
     assert published == [provider.id]
+
+
+def test_a_routing_writes_its_invitations_emails_and_their_rows_one_insert_per_table(
+    app, app_context, portugal
+):
+    for slug in ("lisboa", "porto", "faro"):
+        portugal(slug)
+    app.config["QUOTE_FANOUT"] = 3
+    try:
+        request = submit(email="three@example.org")
+        row_id = received_row(request).id
+        db.session.commit()
+        with statements_counted(db.engine) as statements:
+            assert pipeline.process_received(row_id) == "routed"
+    finally:
+        app.config["QUOTE_FANOUT"] = 1
+    inserts = [s.split()[2] for s in writes(statements) if s.lstrip().startswith("INSERT")]
+    # Three invitations, four emails (the acknowledgement and each clinic's), their rows.
+    assert inserts.count("invitation") == 1
+    assert inserts.count("notification") == 1
+    assert inserts.count("outbox_message") == 1
+    db.session.expire_all()
+    emails = db.session.execute(
+        db.select(Notification.kind, Notification.recipient)
+        .where(Notification.quote_request_id == request.id)
+        .order_by(Notification.id)
+    ).all()
+    assert [kind for kind, _ in emails] == ["acknowledgement"] + ["provider"] * 3
+    rows = send_rows(request.id)
+    # Queued in the order recorded: the acknowledgement's row first, then each clinic's.
+    queued = [row.payload["notification_id"] for row in rows]
+    ids = db.session.execute(
+        db.select(Notification.id)
+        .where(Notification.quote_request_id == request.id)
+        .order_by(Notification.id)
+    ).scalars()
+    assert queued == list(ids)
+    sent_events = db.session.execute(
+        db.select(Event.type, Event.data).where(
+            Event.quote_request_id == request.id, Event.type == "invitation_sent"
+        )
+    ).all()
+    assert len(sent_events) == 3

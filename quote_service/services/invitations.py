@@ -63,15 +63,43 @@ def _event(request: QuoteRequest, type_: str, note: str | None, **data: object) 
 
 def invite(request: QuoteRequest, provider: Provider, rank: int) -> Invitation:
     """Invite one clinic: the invitation row and its email, in the caller's transaction."""
-    invitation = Invitation(quote_request_id=request.id, provider_id=provider.id, rank=rank)
-    invitation.provider = provider
-    db.session.add(invitation)
-    _open(request, invitation, f"{provider.name} invited to quote.")
-    return invitation
+    return invite_all(request, [(provider, rank)])[0]
+
+
+def invite_all(request: QuoteRequest, ranked: list[tuple[Provider, int]]) -> list[Invitation]:
+    """Invite clinics (with their ranks): their rows in one flush, then each one's email."""
+    invitations = _new_invitations(request, ranked)
+    for invitation in invitations:
+        _announce_new(request, invitation)
+    return invitations
+
+
+def _new_invitations(request: QuoteRequest, ranked: list[tuple[Provider, int]]) -> list[Invitation]:
+    """Open invitations of the clinics, flushed together (their ids name them in their emails)."""
+    invitations = []
+    for provider, rank in ranked:
+        invitation = Invitation(quote_request_id=request.id, provider_id=provider.id, rank=rank)
+        invitation.provider = provider
+        _reset(invitation)
+        db.session.add(invitation)
+        invitations.append(invitation)
+    db.session.flush()
+    return invitations
+
+
+def _announce_new(request: QuoteRequest, invitation: Invitation) -> None:
+    _announce(request, invitation, f"{invitation.provider.name} invited to quote.")
 
 
 def _open(request: QuoteRequest, invitation: Invitation, note: str) -> None:
     """Give an invitation a fresh link and deadlines, and queue its email."""
+    _reset(invitation)
+    db.session.flush()
+    _announce(request, invitation, note)
+
+
+def _reset(invitation: Invitation) -> None:
+    """A fresh link and deadlines, open from now."""
     now = utcnow()
     invitation.token_salt, invitation.token_hash = new_link_token(TOKEN_PURPOSE)
     invitation.status = InvitationStatus.OPEN
@@ -79,7 +107,10 @@ def _open(request: QuoteRequest, invitation: Invitation, note: str) -> None:
     invitation.respond_by = now + response_window()
     invitation.remind_at = now + response_window() / 2
     invitation.reminded_at = invitation.answered_at = invitation.closed_at = None
-    db.session.flush()
+
+
+def _announce(request: QuoteRequest, invitation: Invitation, note: str) -> None:
+    """Queue the email of a flushed, open invitation, and say so on the timeline."""
     notifications.prepare_provider_email(request, invitation.provider, invitation, link(invitation))
     _event(
         request,
@@ -121,9 +152,7 @@ def next_to_invite(request: QuoteRequest, candidates: list[dict]) -> list[tuple[
 
 
 def invite_ranked(request: QuoteRequest, candidates: list[dict]) -> list[Invitation]:
-    return [
-        invite(request, provider, rank) for provider, rank in next_to_invite(request, candidates)
-    ]
+    return invite_all(request, next_to_invite(request, candidates))
 
 
 def after_routing(request: QuoteRequest, decision: RoutingDecision) -> list[Notification]:
@@ -134,11 +163,15 @@ def after_routing(request: QuoteRequest, decision: RoutingDecision) -> list[Noti
             notifications.prepare_unroutable_alert(request, decision),
         ]
     chosen = next_to_invite(request, decision.candidates)
-    acknowledgement = notifications.prepare_acknowledgement(
-        request, clinics=[provider for provider, _ in chosen]
-    )
-    for provider, rank in chosen:
-        invite(request, provider, rank)
+    with notifications.recorded_together():
+        # The invitations' rows first: their flush is then the only one before
+        # the emails', which go out in the order recorded, the acknowledgement first.
+        invitations = _new_invitations(request, chosen)
+        acknowledgement = notifications.prepare_acknowledgement(
+            request, clinics=[provider for provider, _ in chosen]
+        )
+        for invitation in invitations:
+            _announce_new(request, invitation)
     return [acknowledgement]
 
 

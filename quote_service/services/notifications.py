@@ -21,10 +21,12 @@ import gettext
 import logging
 import random
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 import pycountry
@@ -201,9 +203,22 @@ def _record(
         # written as the attempt it is about to be, in the INSERT itself.
         _mark_attempt(notification, notification.created_at)
     db.session.add(notification)
-    db.session.flush()
+    queued = partial(_queued, request, notification, missing)
+    together: list[Callable[[], None]] | None = db.session.info.get(_TOGETHER)
+    if together is None:
+        db.session.flush()  # its id names it in its outbox row or event
+        queued()
+    else:
+        together.append(queued)
+    return notification
+
+
+def _queued(request: QuoteRequest, notification: Notification, missing: list[str]) -> None:
+    """What follows a flushed notification: its outbox row, or the event of why it waits."""
     if missing:
-        log.error("notification %s of %s blocked: %s", kind, request.reference, missing)
+        log.error(
+            "notification %s of %s blocked: %s", notification.kind, request.reference, missing
+        )
         _event(request, notification, N.BLOCKED, notification.last_error)
     elif notification.status == N.SUPPRESSED:
         log.warning("acknowledgement of %s suppressed: recipient cap", request.reference)
@@ -212,7 +227,30 @@ def _record(
         _event(request, notification, N.GROUPED, alerts.GROUPED_NOTE)
     else:
         outbox.enqueue(outbox.TOPIC_SEND, {"notification_id": notification.id})
-    return notification
+
+
+# The session.info key of a `recorded_together` block: what its emails still need.
+_TOGETHER = "notifications_together"
+
+
+@contextmanager
+def recorded_together() -> Iterator[None]:
+    """The emails recorded in the block are flushed together at its end, then queued in order.
+
+    For a run that records several at once (a routing: the acknowledgement
+    and each clinic's invitation). Each outbox row needs its notification's
+    id; one flush for all writes them in one INSERT rather than one each. A
+    query in the block still sees them: the session flushes before it reads.
+    """
+    together: list[Callable[[], None]] = []
+    db.session.info[_TOGETHER] = together
+    try:
+        yield
+    finally:
+        del db.session.info[_TOGETHER]
+    db.session.flush()
+    for queued in together:
+        queued()
 
 
 def _record_unbuildable(
