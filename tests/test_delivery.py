@@ -88,21 +88,27 @@ def commits_counted() -> Iterator[list[str]]:
         event.remove(db.engine, "commit", count)
 
 
-def test_a_delivery_commits_twice_its_lease_with_sending_then_sent(app, app_context, smtp):
-    ack, row = acknowledgement_row()
-    ack_id, row_id = ack.id, row.id
-    db.session.commit()
-    outcome: list[str] = []
+def start_delivery(app, row_id: int, outcome: list[str]) -> threading.Thread:
+    """`deliver` of the row by "run-1", started in a thread with a session of its own."""
 
     def run() -> None:
         with app.app_context():
             outcome.append(notifications.deliver(row_id, "run-1"))
             db.session.remove()
 
+    sender = threading.Thread(target=run)
+    sender.start()
+    return sender
+
+
+def test_a_delivery_commits_twice_its_lease_with_sending_then_sent(app, app_context, smtp):
+    ack, row = acknowledgement_row()
+    ack_id, row_id = ack.id, row.id
+    db.session.commit()
+    outcome: list[str] = []
     smtp.stall_next()
     with commits_counted() as commits:
-        sender = threading.Thread(target=run)
-        sender.start()
+        sender = start_delivery(app, row_id, outcome)
         try:
             assert smtp.wait_stalled(10)
             # While the SMTP server holds the email: one COMMIT so far, which
@@ -122,15 +128,8 @@ def test_the_sent_record_is_one_statement_and_its_commit_on_postgresql(app, app_
     ack_id, row_id, request_id = ack.id, row.id, ack.quote_request_id
     db.session.commit()
     outcome: list[str] = []
-
-    def run() -> None:
-        with app.app_context():
-            outcome.append(notifications.deliver(row_id, "run-1"))
-            db.session.remove()
-
     smtp.stall_next()
-    sender = threading.Thread(target=run)
-    sender.start()
+    sender = start_delivery(app, row_id, outcome)
     try:
         assert smtp.wait_stalled(10)
     finally:

@@ -172,7 +172,7 @@ def test_a_key_answered_elsewhere_since_the_claim_rolls_the_whole_request_back(
         )
     data = QuoteRequestInSchema().load(valid_body())
     with app.test_request_context(), pytest.raises(idempotency.IdempotencyKeyInFlight):
-        intake.receive_quote_request(data, before_commit=partial(remember_answer, claim))
+        intake.receive_quote_request(data, answer=partial(remember_answer, claim))
     db.session.rollback()  # as the Idempotency-Key decorator's release does
     assert (count(QuoteRequest), count(OutboxMessage), count(Event)) == (0, 0, 0)
     assert key_row("order-race").response_body is None  # the first request's row, untouched

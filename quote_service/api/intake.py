@@ -95,8 +95,8 @@ def create_quote_request(
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Ask for a free quote"""
     data.pop("redirect_to", None)  # where the browser goes next; not part of the request
-    before_commit = partial(remember_answer, claim) if claim else None
-    receipt = intake.receive_quote_request(data, before_commit=before_commit)
+    answer = partial(remember_answer, claim) if claim else None
+    receipt = intake.receive_quote_request(data, answer=answer)
     mark_received()
     return created_body(receipt), {"Location": location_of(receipt)}
 

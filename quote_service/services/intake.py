@@ -64,8 +64,8 @@ class Receipt:
     emergency_number: str | None = None
 
 
-# The caller's answer to store with the request (an Idempotency-Key's), from its receipt.
-BeforeCommit = Callable[[Receipt], idempotency.Recording]
+# What the caller stores with the request (an Idempotency-Key's answer), made from its receipt.
+Answer = Callable[[Receipt], idempotency.Recording]
 
 
 def check_catalog_fields(data: dict[str, Any], catalog: catalog_snapshot.Snapshot) -> None:
@@ -97,18 +97,16 @@ def language_problem(code: str, catalog: catalog_snapshot.Snapshot | None = None
     return _l("Choose one of: %(choices)s.", choices=", ".join(catalog.languages))
 
 
-def receive_quote_request(
-    data: dict[str, Any], before_commit: BeforeCommit | None = None
-) -> Receipt:
+def receive_quote_request(data: dict[str, Any], answer: Answer | None = None) -> Receipt:
     """The public intake: store the request; one resembling an open request is held beside it.
 
-    The receipt is always the new request's own. `before_commit` gets it
-    inside the transaction and returns the answer to store (an
-    Idempotency-Key's), written with the request's event and outbox row.
+    The receipt is always the new request's own. `answer` gets it inside the
+    transaction and returns the answer to store (an Idempotency-Key's),
+    written with the request's event and outbox row.
     A filled honeypot (`website`) is stored as spam, with no outbox row: the
     caller answers as if it were a success, so bots learn nothing.
     """
-    return _take_in(data, before_commit, link_duplicates=True)[1]
+    return _take_in(data, answer, link_duplicates=True)[1]
 
 
 def submit_quote_request(data: dict[str, Any]) -> QuoteRequest:
@@ -120,7 +118,7 @@ def submit_quote_request(data: dict[str, Any]) -> QuoteRequest:
 
 
 def _take_in(
-    data: dict[str, Any], before_commit: BeforeCommit | None, link_duplicates: bool
+    data: dict[str, Any], answer: Answer | None, link_duplicates: bool
 ) -> tuple[QuoteRequest, Receipt]:
     catalog = catalog_snapshot.current()
     check_catalog_fields(data, catalog)
@@ -165,12 +163,12 @@ def _take_in(
             writes.append(
                 outbox.insertion(outbox.TOPIC_RECEIVED, {"quote_request_id": request.id}, now)
             )
-        answer = before_commit(receipt) if before_commit is not None else None
-        if answer is not None:
-            writes.append(answer.write)  # last: its RETURNING is the result
+        stored = answer(receipt) if answer is not None else None
+        if stored is not None:
+            writes.append(stored.write)  # last: its RETURNING is the result
         result = execute_together(writes)
-        if answer is not None:
-            answer.confirm(result)
+        if stored is not None:
+            stored.confirm(result)
         if earlier is not None:
             duplicates.mark(request, earlier, now)
         safety.flag(request, assessment, now)
